@@ -1,0 +1,328 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is what a resolution needs besides the environment.
+type Config struct {
+	Stores        map[Kind]Opener // the stores this binary was built with
+	Settings      Settings        // handed to the stores' Openers
+	Timeout       time.Duration   // bounds the whole resolution (0: none)
+	Concurrency   int             // concurrent store calls (0: 1)
+	ExpandJSON    bool            // --expand-json
+	IgnoreMissing bool            // --ignore-missing
+	Skip          []string        // --skip: variables never resolved
+	Passthrough   []string        // auth inputs the child may keep
+	DryRun        bool            // check: resolve, but write no file
+	FileDir       string          // where ?file's private directory goes (empty: /dev/shm or $TMPDIR)
+}
+
+// AuthInputs are variables that exist only for secrets-init to log in with.
+// They are removed from the child's environment unless passed through.
+var AuthInputs = []string{
+	"VAULT_TOKEN", "VAULT_TOKEN_FILE", "VAULT_AUTH_METHOD", "VAULT_ROLE", "VAULT_PATH",
+	"VAULT_ROLE_ID", "VAULT_ROLE_ID_FILE", "VAULT_SECRET_ID", "VAULT_SECRET_ID_FILE",
+	"VAULT_JWT", "VAULT_JWT_FILE", "VAULT_REVOKE_TOKEN", "VAULT_ENV_PASSTHROUGH",
+}
+
+// Status is the value-free outcome of one variable, for `check`.
+type Status struct {
+	Name      string
+	Kind      Kind
+	Reference string
+	Version   string
+	Err       error         // nil: resolved
+	Missing   bool          // left unset: optional and not found
+	Latency   time.Duration // how long its store took
+}
+
+// Resolution is the result of Resolve.
+type Resolution struct {
+	Env    []string // the child's environment
+	Files  *Files   // files written for ?file; Remove them on exit
+	Report []Status // one per reference, in environment order
+}
+
+// Failure reports every variable that failed. Its Error has one line per
+// variable: NAME: REFERENCE: reason.
+type Failure struct{ Vars []Status }
+
+func (f *Failure) Error() string {
+	lines := make([]string, len(f.Vars))
+	for i, v := range f.Vars {
+		lines[i] = v.Name + ": " + v.Reference + ": " + v.Err.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// variable is one environment entry being resolved.
+type variable struct {
+	index int // in environ
+	name  string
+	raw   string // the value as written: the reference
+	ref   Ref
+	value []byte
+	res   *Result
+	stat  Status
+}
+
+// Resolve finds the references in environ (NAME=VALUE entries), resolves
+// them and returns the child's environment. On any failure it returns a
+// *Failure naming every failed variable, and no files remain.
+func Resolve(ctx context.Context, cfg Config, environ []string) (*Resolution, error) {
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, cfg.Timeout, deadlineError{cfg.Timeout})
+		defer cancel()
+	}
+	vars := collect(environ, cfg.Skip)
+	fetch(ctx, cfg, vars)
+
+	res := &Resolution{Files: &Files{dir: cfg.FileDir}}
+	var failed []Status
+	for _, v := range vars {
+		if v.stat.Err == nil && !v.stat.Missing {
+			v.stat.Err = v.finish(cfg)
+		}
+		if v.stat.Err != nil {
+			failed = append(failed, v.stat)
+		}
+		res.Report = append(res.Report, v.stat)
+	}
+	if len(failed) == 0 && !cfg.DryRun {
+		failed = writeFiles(vars, res.Files)
+	}
+	if len(failed) > 0 {
+		res.Files.rollback()
+		return res, &Failure{Vars: failed}
+	}
+	res.Env = childEnv(environ, vars, cfg)
+	return res, nil
+}
+
+// collect parses every environment entry; entries that are not references
+// are not returned.
+func collect(environ []string, skip []string) []*variable {
+	var vars []*variable
+	for i, kv := range environ {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || slices.Contains(skip, name) {
+			continue
+		}
+		ref, isRef, err := Parse(value)
+		if !isRef {
+			continue
+		}
+		v := &variable{index: i, name: name, raw: value, ref: ref}
+		v.stat = Status{Name: name, Kind: ref.Kind, Reference: value, Err: err}
+		if err != nil {
+			v.stat.Kind = 0
+			v.stat.Err = fmt.Errorf("malformed reference: %w", err)
+		}
+		vars = append(vars, v)
+	}
+	return vars
+}
+
+// fetch resolves the distinct targets of vars, every store at once.
+func fetch(ctx context.Context, cfg Config, vars []*variable) {
+	byKind := map[Kind][]Target{}
+	slot := map[Target]int{}
+	for _, v := range vars {
+		if v.stat.Err != nil {
+			continue
+		}
+		t := v.ref.Target
+		if _, ok := slot[t]; !ok {
+			slot[t] = len(byKind[t.Kind])
+			byKind[t.Kind] = append(byKind[t.Kind], t)
+		}
+	}
+	type answer struct {
+		kind    Kind
+		results []Result
+		latency time.Duration
+	}
+	answers := make(chan answer, len(byKind))
+	s := cfg.Settings
+	s.Limit = NewLimiter(cfg.Concurrency)
+	for kind, targets := range byKind {
+		go func() {
+			start := time.Now()
+			rs := fetchKind(ctx, cfg.Stores[kind], s, kind, targets)
+			answers <- answer{kind, rs, time.Since(start)}
+		}()
+	}
+	// Wait for every store, or for the deadline: a store that ignores its
+	// context must not keep the command from starting or failing.
+	got := map[Kind]answer{}
+wait:
+	for range byKind {
+		select {
+		case a := <-answers:
+			got[a.kind] = a
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	for _, v := range vars {
+		if v.stat.Err != nil {
+			continue
+		}
+		a, ok := got[v.ref.Kind]
+		if !ok {
+			v.stat.Err = contextError(ctx, ctx.Err())
+			continue
+		}
+		r := a.results[slot[v.ref.Target]]
+		v.res, v.stat.Latency, v.stat.Version = &r, a.latency, r.Version
+		switch {
+		case r.Err != nil:
+			v.stat.Err = contextError(ctx, r.Err)
+		case r.Value == nil:
+			v.stat.Err = contextError(ctx, errors.New("the store returned no value"))
+		}
+		if errors.Is(v.stat.Err, ErrNotFound) && (v.ref.Opts.Optional || cfg.IgnoreMissing) {
+			v.stat.Err, v.stat.Missing = nil, true
+		}
+	}
+}
+
+// fetchKind opens one store and fetches its targets. Whatever the store
+// does, it returns one Result per target.
+func fetchKind(ctx context.Context, open Opener, s Settings, kind Kind, targets []Target) (rs []Result) {
+	if open == nil {
+		return Failed(len(targets), fmt.Errorf("this binary was built without the %s store (build tag no_%s)", kind, kind.tag()))
+	}
+	defer func() {
+		if recover() != nil {
+			rs = Failed(len(targets), fmt.Errorf("internal error in the %s store", kind))
+		}
+	}()
+	p, err := open(ctx, s)
+	if err != nil {
+		return Failed(len(targets), err)
+	}
+	rs = p.Fetch(ctx, targets)
+	if len(rs) != len(targets) {
+		return Failed(len(targets), fmt.Errorf("internal error: the %s store answered %d of %d targets", kind, len(rs), len(targets)))
+	}
+	return rs
+}
+
+// deadlineError is the cause of a resolution that ran out of time.
+type deadlineError struct{ d time.Duration }
+
+func (e deadlineError) Error() string {
+	return fmt.Sprintf("deadline of %s exceeded (--timeout)", e.d)
+}
+
+// contextError explains err in terms of the resolution's end, when the
+// context ended it.
+func contextError(ctx context.Context, err error) error {
+	if ctx.Err() == nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || err == ctx.Err()) {
+		return err
+	}
+	if cause := context.Cause(ctx); cause != nil {
+		return cause
+	}
+	return err
+}
+
+// finish turns a fetched value into what the variable is given: it applies
+// the selector, the encoding and trim, and checks it can be delivered.
+func (v *variable) finish(cfg Config) error {
+	val := v.res.Value
+	o := v.ref.Opts
+	if v.res.Binary && !o.File {
+		return errors.New("the secret is binary: deliver it in a file with ?file")
+	}
+	if v.ref.Key != "" {
+		var err error
+		if val, err = selectKey(val, v.ref.Key); err != nil {
+			return err
+		}
+	}
+	if o.Base64 {
+		var err error
+		if val, err = decodeBase64(val); err != nil {
+			return err
+		}
+	}
+	if o.Trim {
+		val = trimNewline(val)
+	}
+	if !o.File && slices.Contains(val, 0) {
+		return errors.New("the value contains a NUL byte, which an environment variable cannot hold: deliver it with ?file")
+	}
+	v.value = val
+	if cfg.ExpandJSON && v.ref.Key == "" && !o.File && isJSONObject(val) {
+		if _, err := expandJSON(v.name, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFiles delivers the ?file values, and reports the variables whose
+// file could not be written.
+func writeFiles(vars []*variable, files *Files) []Status {
+	var failed []Status
+	for _, v := range vars {
+		if v.stat.Err != nil || v.stat.Missing || !v.ref.Opts.File {
+			continue
+		}
+		path, err := files.Write(v.name, v.ref.Opts.FilePath, v.value)
+		if err != nil {
+			v.stat.Err = err
+			failed = append(failed, v.stat)
+			continue
+		}
+		v.value = []byte(path)
+	}
+	return failed
+}
+
+// childEnv builds the child's environment: environ in its order, with
+// references replaced, missing optional ones dropped, JSON expanded, and
+// auth inputs removed.
+func childEnv(environ []string, vars []*variable, cfg Config) []string {
+	byIndex := make(map[int]*variable, len(vars))
+	for _, v := range vars {
+		byIndex[v.index] = v
+	}
+	explicit := map[string]bool{}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		explicit[name] = true
+	}
+	env := make([]string, 0, len(environ))
+	for i, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(AuthInputs, name) && !slices.Contains(cfg.Passthrough, name) {
+			continue
+		}
+		v, ok := byIndex[i]
+		switch {
+		case !ok:
+			env = append(env, kv)
+		case v.stat.Missing:
+		case cfg.ExpandJSON && v.ref.Key == "" && !v.ref.Opts.File && isJSONObject(v.value):
+			members, _ := expandJSON(v.name, v.value)
+			for _, m := range members {
+				if !explicit[m.name] {
+					env = append(env, m.name+"="+m.value)
+				}
+			}
+		default:
+			env = append(env, name+"="+string(v.value))
+		}
+	}
+	return env
+}

@@ -1,0 +1,234 @@
+// Package gcpfake is an in-process Google Secret Manager for tests, demos
+// and benchmarks: a gRPC server on a loopback port that implements
+// AccessSecretVersion as the real service does (versions, the latest alias
+// and named aliases, disabled and destroyed versions, not-found and
+// permission errors, data_crc32c), records the names it was asked for, and
+// can add latency or corrupt checksums. Product code never imports it.
+package gcpfake
+
+import (
+	"context"
+	"fmt"
+	"hash/crc32"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// A Server is a running fake Secret Manager. Its methods may be called
+// while it serves.
+type Server struct {
+	secretmanagerpb.UnimplementedSecretManagerServiceServer
+
+	// Addr is the host:port it listens on, for SECRET_MANAGER_EMULATOR_HOST
+	// or a client's endpoint.
+	Addr string
+
+	grpc *grpc.Server
+
+	mu       sync.Mutex
+	secrets  map[string]*secret // by secret name, projects/P[/locations/L]/secrets/S
+	denied   map[string]bool    // secret names the caller may not access
+	requests []string
+	latency  time.Duration
+	corrupt  bool // send a wrong data_crc32c
+	noCRC    bool // send no data_crc32c
+}
+
+type secret struct {
+	versions []version        // versions[i] is version i+1
+	aliases  map[string]int64 // alias → version number
+}
+
+type version struct {
+	data  []byte
+	state secretmanagerpb.SecretVersion_State
+}
+
+// Start serves a new, empty Secret Manager on 127.0.0.1 (plaintext gRPC,
+// no authentication, as the community emulators). Close stops it.
+func Start() (*Server, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		Addr:    l.Addr().String(),
+		grpc:    grpc.NewServer(),
+		secrets: map[string]*secret{},
+		denied:  map[string]bool{},
+	}
+	secretmanagerpb.RegisterSecretManagerServiceServer(s.grpc, s)
+	go s.grpc.Serve(l)
+	return s, nil
+}
+
+// Close stops the server and closes its connections.
+func (s *Server) Close() { s.grpc.Stop() }
+
+// Add stores data as a new enabled version of the secret named
+// projects/P/secrets/S or projects/P/locations/L/secrets/S, creating the
+// secret if needed, and returns the version's number.
+func (s *Server) Add(name string, data []byte) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec := s.secrets[name]
+	if sec == nil {
+		sec = &secret{aliases: map[string]int64{}}
+		s.secrets[name] = sec
+	}
+	sec.versions = append(sec.versions, version{data: append([]byte{}, data...), state: secretmanagerpb.SecretVersion_ENABLED})
+	return int64(len(sec.versions))
+}
+
+// Alias points a version alias of an existing secret at version n.
+func (s *Server) Alias(name, alias string, n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secrets[name].aliases[alias] = n
+}
+
+// SetState sets the state of version n of an existing secret (DISABLED or
+// DESTROYED make it inaccessible, as in the real service).
+func (s *Server) SetState(name string, n int64, state secretmanagerpb.SecretVersion_State) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secrets[name].versions[n-1].state = state
+}
+
+// Deny makes the secret (existing or not) answer PermissionDenied, as for a
+// caller without secretmanager.versions.access on it.
+func (s *Server) Deny(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.denied[name] = true
+}
+
+// SetLatency makes every call take at least d.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// CorruptCRC makes responses carry a wrong data_crc32c.
+func (s *Server) CorruptCRC(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.corrupt = on
+}
+
+// OmitCRC makes responses carry no data_crc32c (older servers and some
+// emulators).
+func (s *Server) OmitCRC(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noCRC = on
+}
+
+// Requests returns the version names asked for so far, in arrival order.
+func (s *Server) Requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string{}, s.requests...)
+}
+
+// AccessSecretVersion implements the RPC.
+func (s *Server) AccessSecretVersion(ctx context.Context, req *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
+	s.mu.Lock()
+	s.requests = append(s.requests, req.GetName())
+	latency := s.latency
+	s.mu.Unlock()
+	select {
+	case <-time.After(latency):
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name, v, ok := strings.Cut(req.GetName(), "/versions/")
+	if !ok || v == "" || !validSecretName(name) {
+		return nil, status.Errorf(codes.InvalidArgument, "Resource ID [%s] is not in a valid format.", req.GetName())
+	}
+	if s.denied[name] {
+		return nil, status.Errorf(codes.PermissionDenied, "Permission 'secretmanager.versions.access' denied for resource '%s' (or it may not exist).", req.GetName())
+	}
+	if project := strings.Split(name, "/")[1]; !s.knownProject(project) {
+		st, _ := status.New(codes.PermissionDenied, "Permission denied on resource project "+project+".").
+			WithDetails(&errdetails.ErrorInfo{Reason: "CONSUMER_INVALID", Domain: "googleapis.com", Metadata: map[string]string{"consumer": "projects/" + project}})
+		return nil, st.Err()
+	}
+	sec := s.secrets[name]
+	if sec == nil || len(sec.versions) == 0 {
+		return nil, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", name)
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	switch {
+	case v == "latest":
+		n = int64(len(sec.versions))
+	case err == nil:
+	case sec.aliases[v] != 0:
+		n = sec.aliases[v]
+	default:
+		return nil, status.Errorf(codes.NotFound, "Secret Version [%s] not found.", req.GetName())
+	}
+	if n < 1 || n > int64(len(sec.versions)) {
+		return nil, status.Errorf(codes.NotFound, "Secret Version [%s] not found.", req.GetName())
+	}
+	ver := sec.versions[n-1]
+	full := fmt.Sprintf("%s/versions/%d", name, n)
+	if ver.state != secretmanagerpb.SecretVersion_ENABLED {
+		return nil, status.Errorf(codes.FailedPrecondition, "Secret Version [%s] is in %s state.", full, ver.state)
+	}
+	payload := &secretmanagerpb.SecretPayload{Data: ver.data}
+	if !s.noCRC {
+		sum := int64(crc32.Checksum(ver.data, crc32.MakeTable(crc32.Castagnoli)))
+		if s.corrupt {
+			sum ^= 1
+		}
+		payload.DataCrc32C = &sum
+	}
+	return &secretmanagerpb.AccessSecretVersionResponse{Name: full, Payload: payload}, nil
+}
+
+// knownProject reports whether any secret lives in the project; the fake
+// treats other projects as nonexistent.
+func (s *Server) knownProject(project string) bool {
+	for name := range s.secrets {
+		if strings.HasPrefix(name, "projects/"+project+"/") {
+			return true
+		}
+	}
+	for name := range s.denied {
+		if strings.HasPrefix(name, "projects/"+project+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// validSecretName checks projects/P/secrets/S or projects/P/locations/L/secrets/S.
+func validSecretName(name string) bool {
+	f := strings.Split(name, "/")
+	for i := range f {
+		if f[i] == "" {
+			return false
+		}
+	}
+	switch len(f) {
+	case 4:
+		return f[0] == "projects" && f[2] == "secrets"
+	case 6:
+		return f[0] == "projects" && f[2] == "locations" && f[4] == "secrets"
+	}
+	return false
+}

@@ -1,0 +1,84 @@
+// Package provider finds secret references in an environment and resolves
+// them: it parses references, de-duplicates the fetch targets, hands each
+// store all of its targets at once, applies selectors and options, and
+// builds the child's environment. It imports no cloud SDK; the stores live
+// in its subpackages and are wired in by main.
+package provider
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+)
+
+// ErrNotFound is wrapped by a store's error when a secret does not exist.
+// Such a reference is left unset under ?optional or --ignore-missing.
+var ErrNotFound = errors.New("not found")
+
+// A Provider resolves the fetch targets of one Kind.
+type Provider interface {
+	// Fetch resolves every target and returns one Result per target, in
+	// the same order. It is called once per resolution with every target
+	// of its Kind, so that it can batch; concurrent calls it makes go
+	// through Settings.Limit. It returns when ctx ends, having released
+	// its connections.
+	Fetch(ctx context.Context, targets []Target) []Result
+}
+
+// A Result is one target's value, or why there is none.
+type Result struct {
+	Value   []byte // non-nil on success (an empty secret is []byte{})
+	Version string // the version served, when the store tells it
+	Binary  bool   // the store holds it as binary: deliverable only with ?file
+	Err     error  // why there is no value; never holds the value
+}
+
+// Settings are what stores are opened with.
+type Settings struct {
+	GoogleProject string       // --google-project
+	Log           *slog.Logger // never given values
+	Limit         *Limiter     // bounds concurrent calls (--concurrency)
+}
+
+// An Opener creates a Provider. It is called only when the environment
+// references its Kind, so no client (and no metadata or network call)
+// exists for a store nobody references.
+type Opener func(ctx context.Context, s Settings) (Provider, error)
+
+// A Limiter bounds the number of calls in flight across all stores.
+type Limiter struct{ slots chan struct{} }
+
+// NewLimiter returns a Limiter allowing n concurrent calls (at least 1).
+func NewLimiter(n int) *Limiter {
+	return &Limiter{slots: make(chan struct{}, max(n, 1))}
+}
+
+// Each calls fn(i) for every i in [0, n), each in its own goroutine once a
+// slot is free, and waits for the calls it started. When ctx ends first,
+// calls not yet started are skipped and Each returns ctx's error.
+func (l *Limiter) Each(ctx context.Context, n int, fn func(i int)) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i := range n {
+		select {
+		case l.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wg.Go(func() {
+			defer func() { <-l.slots }()
+			fn(i)
+		})
+	}
+	return nil
+}
+
+// Failed returns n Results that all carry err.
+func Failed(n int, err error) []Result {
+	rs := make([]Result, n)
+	for i := range rs {
+		rs[i].Err = err
+	}
+	return rs
+}
