@@ -50,6 +50,13 @@ func (l methodLogin) token(ctx context.Context, c *api.Client) (string, error) {
 	return secret.Auth.ClientToken, nil
 }
 
+// inputError is a failure to gather a login's inputs (a file, a cloud
+// identity), not a failure to talk to Vault.
+type inputError struct{ err error }
+
+func (e inputError) Error() string { return e.err.Error() }
+func (e inputError) Unwrap() error { return e.err }
+
 // loginFunc adapts a function to api.AuthMethod.
 type loginFunc func(ctx context.Context, c *api.Client) (*api.Secret, error)
 
@@ -61,7 +68,7 @@ func writeLogin(mount string, data func(ctx context.Context) (map[string]any, er
 	return loginFunc(func(ctx context.Context, c *api.Client) (*api.Secret, error) {
 		d, err := data(ctx)
 		if err != nil {
-			return nil, err
+			return nil, inputError{err}
 		}
 		return c.Logical().WriteWithContext(ctx, "auth/"+mount+"/login", d)
 	})
@@ -104,7 +111,7 @@ func authFromEnv() (login, error) {
 		m = loginFunc(func(ctx context.Context, c *api.Client) (*api.Secret, error) {
 			jwt, err := jwtFromEnv()
 			if err != nil {
-				return nil, err
+				return nil, inputError{err}
 			}
 			k, err := kubernetes.NewKubernetesAuth(role, kubernetes.WithMountPath(mount), kubernetes.WithServiceAccountToken(jwt))
 			if err != nil {

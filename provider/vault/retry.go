@@ -34,7 +34,7 @@ func retry(ctx context.Context, op func() error) error {
 	for {
 		err := op()
 		if ctx.Err() != nil {
-			return &stopped{last: last, ctx: ctx.Err()}
+			return stop(ctx, last)
 		}
 		if err == nil || !transient(err) {
 			return err
@@ -44,21 +44,31 @@ func retry(ctx context.Context, op func() error) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return &stopped{last: last, ctx: ctx.Err()}
+			return stop(ctx, last)
 		case <-t.C:
 		}
 		wait = min(2*wait, maxWait)
 	}
 }
 
-// stopped is a retry that ctx ended, with the transient failure seen last.
-type stopped struct {
-	last error // nil when no attempt had failed
-	ctx  error
+// stop is how a retry ends with ctx: ctx's error when nothing had failed
+// before, else a *stopped that keeps the last transient failure.
+func stop(ctx context.Context, last error) error {
+	if last == nil {
+		return ctx.Err()
+	}
+	return &stopped{last: last, cause: context.Cause(ctx)}
 }
 
-func (s *stopped) Error() string { return s.ctx.Error() }
-func (s *stopped) Unwrap() error { return s.ctx }
+// stopped is a retry that ctx ended after transient failures. It does not
+// unwrap to ctx's error, so that the engine keeps its reason (such as
+// "Vault is sealed") instead of a bare "deadline exceeded".
+type stopped struct {
+	last  error // the transient failure seen last
+	cause error // why ctx ended, e.g. the engine's --timeout
+}
+
+func (s *stopped) Error() string { return s.last.Error() + "; " + s.cause.Error() }
 
 // transient tells whether err may go away by itself.
 func transient(err error) bool {
@@ -105,12 +115,10 @@ func tlsProblem(err error) string {
 func describe(c *api.Client, err error, path, capability string) error {
 	var s *stopped
 	if errors.As(err, &s) {
-		if s.last == nil {
-			return s.ctx
-		}
-		return fmt.Errorf("%v; gave up at the deadline: %w", describe(c, s.last, path, capability), s.ctx)
+		return fmt.Errorf("%v; %v", describe(c, s.last, path, capability), s.cause)
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	var ie inputError
+	if errors.As(err, &ie) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	var re *api.ResponseError
