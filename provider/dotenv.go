@@ -41,8 +41,8 @@ func ParseEnvFile(r io.Reader) ([]string, error) {
 	line := 0
 	for sc.Scan() {
 		line++
-		text := strings.TrimSpace(strings.TrimSuffix(sc.Text(), "\r"))
-		if text == "" || text[0] == '#' {
+		text := strings.TrimLeft(strings.TrimSuffix(sc.Text(), "\r"), " \t")
+		if strings.TrimSpace(text) == "" || text[0] == '#' {
 			continue
 		}
 		if rest, ok := strings.CutPrefix(text, "export"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {

@@ -21,6 +21,9 @@ type member struct{ name, value string }
 
 // members returns the top-level members of a JSON object in document order.
 func members(val []byte) ([]member, error) {
+	if !json.Valid(val) {
+		return nil, errNotObject
+	}
 	dec := json.NewDecoder(bytes.NewReader(val))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, errNotObject
@@ -36,12 +39,6 @@ func members(val []byte) ([]member, error) {
 			return nil, errNotObject
 		}
 		ms = append(ms, member{t.(string), jsonText(raw)})
-	}
-	if _, err := dec.Token(); err != nil || dec.More() {
-		return nil, errNotObject
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, errNotObject // trailing data after the object
 	}
 	return ms, nil
 }

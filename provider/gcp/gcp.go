@@ -190,13 +190,14 @@ func (r *retryer) Retry(err error) (time.Duration, bool) {
 // describe turns a failed call into a one-line reason a user can act on.
 // Server messages name resources, never payloads.
 func describe(ctx context.Context, err, last error, where string) error {
-	if ctx.Err() != nil {
-		if last != nil {
-			return fmt.Errorf("%w (the last attempt failed: %s)", ctx.Err(), statusText(last))
-		}
-		return ctx.Err()
-	}
 	st, _ := status.FromError(err)
+	if ctx.Err() != nil || st.Code() == codes.DeadlineExceeded { // the server may see the deadline first
+		cause := cmp.Or(ctx.Err(), context.DeadlineExceeded)
+		if last != nil {
+			return fmt.Errorf("%w (the last attempt failed: %s)", cause, statusText(last))
+		}
+		return cause
+	}
 	switch st.Code() {
 	case codes.NotFound:
 		return fmt.Errorf("%w in %s", provider.ErrNotFound, where)
@@ -215,8 +216,6 @@ func describe(ctx context.Context, err, last error, where string) error {
 		case strings.Contains(msg, "DESTROYED"):
 			return errors.New("the version is destroyed: name another version")
 		}
-	case codes.Unauthenticated:
-		return fmt.Errorf("the Google credentials were rejected: %s", st.Message())
 	}
 	return errors.New(statusText(err))
 }
@@ -295,9 +294,10 @@ func (s *store) defaultProject(ctx context.Context, creds *auth.Credentials) (st
 	if !metadata.OnGCEWithContext(ctx) {
 		return "", fmt.Errorf("no default project (%s): set --google-project or GOOGLE_CLOUD_PROJECT, or name the project in the reference", tried)
 	}
-	p, err := metadata.ProjectIDWithContext(ctx)
+	// Not metadata.ProjectIDWithContext: it caches in package state.
+	p, err := metadata.NewWithOptions(&metadata.Options{Logger: quiet}).GetWithContext(ctx, "project/project-id")
 	if err != nil {
 		return "", fmt.Errorf("no default project (%s): %w", tried, err)
 	}
-	return p, nil
+	return strings.TrimSpace(p), nil
 }

@@ -90,6 +90,7 @@ type Fault struct {
 	Inner  string // error.innererror.code, e.g. AccessDenied, ForbiddenByRbac
 	Times  int    // answer this many requests so, then serve normally; 0: all
 	Hang   bool   // accept the request and never answer it
+	Body   string // if set, sent as is (with Status) instead of an error document
 }
 
 type version struct {
@@ -339,7 +340,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	audience := strings.TrimSuffix(r.PostForm.Get("scope"), "/.default")
+	audience := ""
+	for _, sc := range strings.Fields(r.PostForm.Get("scope")) {
+		if a, ok := strings.CutSuffix(sc, "/.default"); ok {
+			audience = a
+		}
+	}
 	token := newID() + newID()
 	s.mu.Lock()
 	s.tokens[token] = audience
@@ -392,6 +398,12 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, host string,
 	if f != nil {
 		if f.Hang {
 			<-r.Context().Done()
+			return
+		}
+		if f.Body != "" {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(f.Status)
+			io.WriteString(w, f.Body)
 			return
 		}
 		writeError(w, f.Status, f.Code, f.Inner, "Fault injected by the fake.")

@@ -37,10 +37,13 @@ type Server struct {
 	mu       sync.Mutex
 	secrets  map[string]*secret // by secret name, projects/P[/locations/L]/secrets/S
 	denied   map[string]bool    // secret names the caller may not access
+	disabled map[string]bool    // projects without the Secret Manager API
 	requests []string
 	latency  time.Duration
 	corrupt  bool // send a wrong data_crc32c
 	noCRC    bool // send no data_crc32c
+	conns    int  // connections accepted
+	open     int  // connections not yet closed
 }
 
 type secret struct {
@@ -61,13 +64,14 @@ func Start() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		Addr:    l.Addr().String(),
-		grpc:    grpc.NewServer(),
-		secrets: map[string]*secret{},
-		denied:  map[string]bool{},
+		Addr:     l.Addr().String(),
+		grpc:     grpc.NewServer(),
+		secrets:  map[string]*secret{},
+		denied:   map[string]bool{},
+		disabled: map[string]bool{},
 	}
 	secretmanagerpb.RegisterSecretManagerServiceServer(s.grpc, s)
-	go s.grpc.Serve(l)
+	go s.grpc.Serve(countingListener{l, s})
 	return s, nil
 }
 
@@ -112,6 +116,14 @@ func (s *Server) Deny(name string) {
 	s.denied[name] = true
 }
 
+// DisableAPI makes every call in the project answer as Google does when
+// the Secret Manager API is not enabled there.
+func (s *Server) DisableAPI(project string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.disabled[project] = true
+}
+
 // SetLatency makes every call take at least d.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
@@ -141,6 +153,14 @@ func (s *Server) Requests() []string {
 	return append([]string{}, s.requests...)
 }
 
+// Conns returns the number of connections accepted so far, and how many of
+// them are still open.
+func (s *Server) Conns() (accepted, open int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns, s.open
+}
+
 // AccessSecretVersion implements the RPC.
 func (s *Server) AccessSecretVersion(ctx context.Context, req *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
 	s.mu.Lock()
@@ -155,17 +175,23 @@ func (s *Server) AccessSecretVersion(ctx context.Context, req *secretmanagerpb.A
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	name, v, ok := strings.Cut(req.GetName(), "/versions/")
-	if !ok || v == "" || !validSecretName(name) {
+	i := strings.LastIndex(req.GetName(), "/versions/")
+	if i < 0 {
+		i = len(req.GetName())
+	}
+	name, v := req.GetName()[:i], strings.TrimPrefix(req.GetName()[i:], "/versions/")
+	if v == "" || !validSecretName(name) {
 		return nil, status.Errorf(codes.InvalidArgument, "Resource ID [%s] is not in a valid format.", req.GetName())
 	}
 	if s.denied[name] {
 		return nil, status.Errorf(codes.PermissionDenied, "Permission 'secretmanager.versions.access' denied for resource '%s' (or it may not exist).", req.GetName())
 	}
-	if project := strings.Split(name, "/")[1]; !s.knownProject(project) {
-		st, _ := status.New(codes.PermissionDenied, "Permission denied on resource project "+project+".").
-			WithDetails(&errdetails.ErrorInfo{Reason: "CONSUMER_INVALID", Domain: "googleapis.com", Metadata: map[string]string{"consumer": "projects/" + project}})
-		return nil, st.Err()
+	project := strings.Split(name, "/")[1]
+	if s.disabled[project] {
+		return nil, errorInfo("Secret Manager API has not been used in project "+project+" before or it is disabled.", "SERVICE_DISABLED", project)
+	}
+	if !s.knownProject(project) {
+		return nil, errorInfo("Permission denied on resource project "+project+".", "CONSUMER_INVALID", project)
 	}
 	sec := s.secrets[name]
 	if sec == nil || len(sec.versions) == 0 {
@@ -200,6 +226,15 @@ func (s *Server) AccessSecretVersion(ctx context.Context, req *secretmanagerpb.A
 	return &secretmanagerpb.AccessSecretVersionResponse{Name: full, Payload: payload}, nil
 }
 
+// errorInfo is a PermissionDenied status with an ErrorInfo detail, as
+// Google's front end sends about projects.
+func errorInfo(msg, reason, project string) error {
+	st, _ := status.New(codes.PermissionDenied, msg).WithDetails(&errdetails.ErrorInfo{
+		Reason: reason, Domain: "googleapis.com", Metadata: map[string]string{"consumer": "projects/" + project},
+	})
+	return st.Err()
+}
+
 // knownProject reports whether any secret lives in the project; the fake
 // treats other projects as nonexistent.
 func (s *Server) knownProject(project string) bool {
@@ -231,4 +266,37 @@ func validSecretName(name string) bool {
 		return f[0] == "projects" && f[2] == "locations" && f[4] == "secrets"
 	}
 	return false
+}
+
+// countingListener counts the connections a Server accepts and closes.
+type countingListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	l.s.conns++
+	l.s.open++
+	return &countedConn{Conn: c, s: l.s}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	s    *Server
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		defer c.s.mu.Unlock()
+		c.s.open--
+	})
+	return c.Conn.Close()
 }

@@ -1,0 +1,246 @@
+// Package aws resolves references to AWS Secrets Manager secrets and SSM
+// Parameter Store parameters with aws-sdk-go-v2.
+//
+// Both stores share one SDK configuration per process, loaded from the
+// default chain (env, shared profile, web identity, EKS Pod Identity, ECS,
+// IMDS) the first time either store is opened. Calls go to the region of
+// the reference's ARN (short references use the configured region), are
+// batched (BatchGetSecretValue, GetParameters) and are retried with
+// jittered backoff until the context's deadline.
+package aws
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/secrets-init/secrets-init/provider"
+)
+
+// The delay before the n-th retry of a call is random, up to
+// min(maxBackoff, baseBackoff·2^n).
+const (
+	baseBackoff = 250 * time.Millisecond
+	maxBackoff  = 10 * time.Second
+)
+
+// An env is what both stores share: the SDK configuration and the one
+// HTTP transport of all their clients, whose idle connections are closed
+// when a Fetch ends.
+type env struct {
+	cfg aws.Config
+	tr  *http.Transport
+}
+
+// processEnv loads the process's env once, when a store is first opened.
+// Loading reads environment variables and files only: no network.
+var processEnv = sync.OnceValues(func() (*env, error) {
+	return loadEnv(context.Background())
+})
+
+// loadEnv loads the SDK configuration from the process environment.
+func loadEnv(ctx context.Context) (*env, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(newRetryer))
+	if err != nil {
+		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	// LoadDefaultConfig gives a BuildableClient (with AWS_CA_BUNDLE
+	// applied); each service client would clone its transport, leaving
+	// pools nobody can close. Share one transport instead.
+	b, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
+	if !ok {
+		return nil, errors.New("loading the AWS configuration: unexpected HTTP client")
+	}
+	tr := b.GetTransport()
+	cfg.HTTPClient = &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // as the SDK's own client
+		},
+	}
+	return &env{cfg: cfg, tr: tr}, nil
+}
+
+// newRetryer returns the retry strategy of every client: adaptive mode
+// (client-side rate limiting once throttled), full-jitter exponential
+// backoff (the SDK's stops jittering at its cap, so a throttled fleet
+// would retry in step), no retry quota and no attempt limit, so that only
+// the context's deadline ends the retries of a throttled or unreachable
+// call.
+func newRetryer() aws.Retryer {
+	adaptive := retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
+		o.StandardOptions = append(o.StandardOptions, func(so *retry.StandardOptions) {
+			so.RateLimiter = ratelimit.None
+			so.Backoff = jitterBackoff{}
+		})
+	})
+	return retry.AddWithMaxAttempts(adaptive, 0)
+}
+
+// jitterBackoff is full-jitter exponential backoff.
+type jitterBackoff struct{}
+
+func (jitterBackoff) BackoffDelay(attempt int, _ error) (time.Duration, error) {
+	ceiling := maxBackoff
+	if attempt < 16 {
+		ceiling = min(maxBackoff, baseBackoff<<attempt)
+	}
+	return rand.N(ceiling), nil
+}
+
+// OpenSecretsManager opens the AWS Secrets Manager store.
+func OpenSecretsManager(_ context.Context, s provider.Settings) (provider.Provider, error) {
+	e, err := processEnv()
+	if err != nil {
+		return nil, err
+	}
+	return newSecretsManager(e, s), nil
+}
+
+// OpenSSM opens the AWS SSM Parameter Store store.
+func OpenSSM(_ context.Context, s provider.Settings) (provider.Provider, error) {
+	e, err := processEnv()
+	if err != nil {
+		return nil, err
+	}
+	return newSSM(e, s), nil
+}
+
+// regionClients holds one client per region, each created on first use.
+type regionClients[C any] struct {
+	newClient func(region string) *C
+
+	mu      sync.Mutex
+	clients map[string]*C
+}
+
+func newRegionClients[C any](newClient func(region string) *C) *regionClients[C] {
+	return &regionClients[C]{newClient: newClient, clients: map[string]*C{}}
+}
+
+// get returns the client that sends to region and signs for it.
+func (rc *regionClients[C]) get(region string) *C {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	c := rc.clients[region]
+	if c == nil {
+		c = rc.newClient(region)
+		rc.clients[region] = c
+	}
+	return c
+}
+
+// A call is the targets of one API call, all bound for one region: their
+// indices in the targets of a Fetch.
+type call struct {
+	region string
+	idx    []int
+}
+
+// A batcher is the part of a store that differs between Secrets Manager
+// and SSM.
+type batcher interface {
+	// batchable tells whether t can share a batch call with others.
+	batchable(t provider.Target) bool
+	// batch fetches the targets of c in one call, sets their results and
+	// returns those it could not answer, to be fetched one by one.
+	batch(ctx context.Context, c call, targets []provider.Target, res []provider.Result) (left []int)
+	// single fetches one target.
+	single(ctx context.Context, region string, t provider.Target) provider.Result
+}
+
+// fetch resolves targets with b: batch calls of up to size targets per
+// region first (a target that is not batchable gets a call of its own),
+// then single calls for whatever a batch left unanswered. Every call goes
+// through limit.
+func fetch(ctx context.Context, e *env, limit *provider.Limiter, b batcher, size int, targets []provider.Target) []provider.Result {
+	defer e.tr.CloseIdleConnections()
+	if err := e.checkCredentials(ctx); err != nil {
+		return provider.Failed(len(targets), err)
+	}
+	res := make([]provider.Result, len(targets))
+	var calls []call
+	groups := map[string][]int{}
+	for i, t := range targets {
+		region := cmp.Or(t.Region, e.cfg.Region)
+		switch {
+		case region == "":
+			res[i].Err = errNoRegion
+		case b.batchable(t):
+			groups[region] = append(groups[region], i)
+		default:
+			calls = append(calls, call{region, []int{i}})
+		}
+	}
+	for region, idx := range groups {
+		calls = append(calls, split(region, idx, size)...)
+	}
+
+	var mu sync.Mutex
+	var left []call
+	err := limit.Each(ctx, len(calls), func(k int) {
+		c := calls[k]
+		rest := b.batch(ctx, c, targets, res)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, i := range rest {
+			left = append(left, call{c.region, []int{i}})
+		}
+	})
+	if err == nil {
+		err = limit.Each(ctx, len(left), func(k int) {
+			i := left[k].idx[0]
+			res[i] = b.single(ctx, left[k].region, targets[i])
+		})
+	}
+	if err != nil {
+		for i := range res {
+			if res[i].Value == nil && res[i].Err == nil {
+				res[i].Err = err
+			}
+		}
+	}
+	return res
+}
+
+// unanswered returns the indices in idx that have no result yet.
+func unanswered(idx []int, res []provider.Result) []int {
+	var left []int
+	for _, i := range idx {
+		if res[i].Value == nil && res[i].Err == nil {
+			left = append(left, i)
+		}
+	}
+	return left
+}
+
+// logger returns the settings' logger, or one that discards.
+func logger(s provider.Settings) *slog.Logger {
+	return cmp.Or(s.Log, slog.New(slog.DiscardHandler))
+}
+
+// split cuts idx into the fewest calls of at most size targets, of even
+// sizes.
+func split(region string, idx []int, size int) []call {
+	n := (len(idx) + size - 1) / size
+	per := (len(idx) + n - 1) / n
+	calls := make([]call, 0, n)
+	for len(idx) > 0 {
+		k := min(per, len(idx))
+		calls = append(calls, call{region, idx[:k]})
+		idx = idx[k:]
+	}
+	return calls
+}
