@@ -1,0 +1,10 @@
+//go:build !no_azure
+
+package main
+
+import (
+	"github.com/secrets-init/secrets-init/provider"
+	"github.com/secrets-init/secrets-init/provider/azure"
+)
+
+func init() { stores[provider.Azure] = azure.Open }
