@@ -226,6 +226,17 @@ func unanswered(idx []int, res []provider.Result) []int {
 	return left
 }
 
+// answer sets the result of the first unanswered target among those
+// named by keys (a batch may name one secret by name and by ARN).
+func answer(want map[string]int, res []provider.Result, r provider.Result, keys ...string) {
+	for _, k := range keys {
+		if i, ok := want[k]; ok && res[i].Value == nil && res[i].Err == nil {
+			res[i] = r
+			return
+		}
+	}
+}
+
 // logger returns the settings' logger, or one that discards.
 func logger(s provider.Settings) *slog.Logger {
 	return cmp.Or(s.Log, slog.New(slog.DiscardHandler))

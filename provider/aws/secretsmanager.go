@@ -73,13 +73,7 @@ func (p *secretsManager) batch(ctx context.Context, c call, targets []provider.T
 		return nil
 	}
 	for _, v := range out.SecretValues {
-		i, ok := byID[aws.ToString(v.ARN)]
-		if !ok {
-			i, ok = byID[aws.ToString(v.Name)]
-		}
-		if ok {
-			res[i] = secretResult(v.SecretString, v.SecretBinary, v.VersionId)
-		}
+		answer(byID, res, secretResult(v.SecretString, v.SecretBinary, v.VersionId), aws.ToString(v.Name), aws.ToString(v.ARN))
 	}
 	for _, e := range out.Errors {
 		if i, ok := byID[aws.ToString(e.SecretId)]; ok {

@@ -66,13 +66,7 @@ func (p *ssmStore) batch(ctx context.Context, c call, targets []provider.Target,
 	}
 	for _, prm := range out.Parameters {
 		sel := aws.ToString(prm.Selector)
-		i, ok := want[aws.ToString(prm.ARN)+sel]
-		if !ok {
-			i, ok = want[aws.ToString(prm.Name)+sel]
-		}
-		if ok {
-			res[i] = paramResult(&prm)
-		}
+		answer(want, res, paramResult(&prm), aws.ToString(prm.Name)+sel, aws.ToString(prm.ARN)+sel)
 	}
 	for _, name := range out.InvalidParameters {
 		if i, ok := want[name]; ok {
