@@ -135,7 +135,7 @@ func parseFlags(args []string) (*options, []string, error) {
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "SECRETS_INIT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		env, ok := os.LookupEnv(name)
-		if !ok || set[f.Name] || f.Name == "i" || f.Name == "version" || err != nil {
+		if !ok || env == "" || set[f.Name] || f.Name == "i" || f.Name == "version" || err != nil {
 			return
 		}
 		values := []string{env}
