@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,23 @@ func TestOneTokenServesManySecrets(t *testing.T) {
 	}
 	if n := f.SecretRequests(); n != 80 {
 		t.Errorf("%d authorized reads; want 80", n)
+	}
+}
+
+// On AKS the workload identity webhook sets the client, the tenant and a
+// federated token file; DefaultAzureCredential exchanges the token.
+func TestWorkloadIdentity(t *testing.T) {
+	f := startFake(t)
+	f.Put(vaultA, "s", azurefake.Secret{Value: "wi"})
+	file := filepath.Join(t.TempDir(), "azure-identity-token")
+	if err := os.WriteFile(file, []byte(azurefake.FederatedToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	setEnv(t, "AZURE_TENANT_ID", azurefake.Tenant, "AZURE_CLIENT_ID", azurefake.ClientID,
+		"AZURE_FEDERATED_TOKEN_FILE", file, "AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/")
+	r := fetch(t, open(t, f, 2), 30*time.Second, "azure:keyvault:"+vaultA+"/secrets/s")[0]
+	if r.Err != nil || string(r.Value) != "wi" || f.TokenRequests() != 1 {
+		t.Fatalf("got %q, %v after %d token requests", r.Value, r.Err, f.TokenRequests())
 	}
 }
 

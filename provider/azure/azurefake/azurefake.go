@@ -40,6 +40,10 @@ const (
 	Tenant       = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 	ClientID     = "0b5f9c1e-3d1a-4c55-9d7e-6a0f3b8e2c11"
 	ClientSecret = "fake-client-secret"
+	// FederatedToken is the service account token of a workload identity
+	// (what AZURE_FEDERATED_TOKEN_FILE holds on AKS); the token endpoint
+	// accepts it as ClientID's client assertion.
+	FederatedToken = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6YXBwOmFwcCJ9.c2ln"
 )
 
 // A cloud is one Azure cloud: its Entra host and its Key Vault domain.
@@ -332,7 +336,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "unsupported_grant_type", "error_description": "AADSTS70003: The app requested an unsupported grant type."})
 		return
 	}
-	if r.PostForm.Get("client_id") != ClientID || r.PostForm.Get("client_secret") != ClientSecret {
+	secretOK := r.PostForm.Get("client_secret") == ClientSecret
+	assertionOK := r.PostForm.Get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" &&
+		r.PostForm.Get("client_assertion") == FederatedToken
+	if r.PostForm.Get("client_id") != ClientID || !secretOK && !assertionOK {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{
 			"error":             "invalid_client",
 			"error_description": "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
