@@ -38,7 +38,11 @@ const pkcs12 = "application/x-pkcs12"
 // Open returns the Key Vault store, reading the process environment. It
 // does no network I/O: the credential and clients work on first Fetch.
 func Open(_ context.Context, s provider.Settings) (provider.Provider, error) {
-	return newStore(s, http.DefaultTransport.(*http.Transport).Clone())
+	st, err := newStore(s, http.DefaultTransport.(*http.Transport).Clone())
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // store is the Key Vault Provider.
@@ -84,7 +88,7 @@ func newStore(s provider.Settings, transport *http.Transport) (*store, error) {
 // vaultURL checks and normalises the value of AZURE_KEY_VAULT_URL.
 func vaultURL(v string) (string, error) {
 	if v == "" {
-		return "", errors.New("no vault: the short form needs " + VaultEnv + " (https://NAME.vault.azure.net) or use the secret identifier URL")
+		return "", errors.New("no vault: set " + VaultEnv + " (https://NAME.vault.azure.net) for the short form, or use the secret identifier URL")
 	}
 	u, err := url.Parse(v)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {

@@ -90,6 +90,17 @@ func fetch(t testing.TB, st *store, timeout time.Duration, refs ...string) []pro
 	return st.Fetch(ctx, targets(t, refs...))
 }
 
+func TestOpen(t *testing.T) {
+	setEnv(t, "AZURE_TOKEN_CREDENTIALS", "bogus")
+	if p, err := Open(context.Background(), provider.Settings{Limit: provider.NewLimiter(1)}); p != nil || err == nil || !strings.Contains(err.Error(), "AZURE_TOKEN_CREDENTIALS") {
+		t.Errorf("Open with a bad AZURE_TOKEN_CREDENTIALS = %v, %v; want nil and an error naming it", p, err)
+	}
+	setEnv(t, servicePrincipal...)
+	if p, err := Open(context.Background(), provider.Settings{Limit: provider.NewLimiter(1)}); p == nil || err != nil {
+		t.Errorf("Open = %v, %v", p, err)
+	}
+}
+
 func TestEveryForm(t *testing.T) {
 	f := startFake(t)
 	v1 := f.Put(vaultA, "db-password", azurefake.Secret{Value: "first"})
@@ -273,7 +284,7 @@ func TestErrors(t *testing.T) {
 		name: "short form without a vault",
 		env:  []string{VaultEnv, ""},
 		ref:  "azure:keyvault:s",
-		want: "the short form needs AZURE_KEY_VAULT_URL",
+		want: "no vault: set AZURE_KEY_VAULT_URL",
 	}, {
 		name: "vault variable that is no URL",
 		env:  []string{VaultEnv, "alpha"},

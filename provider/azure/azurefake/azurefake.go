@@ -32,6 +32,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -219,7 +220,11 @@ func (s *Server) Transport() *http.Transport {
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			host, port, _ := net.SplitHostPort(addr)
 			if err := s.knows(host); err != nil || port != "443" {
-				return nil, &net.OpError{Op: "dial", Net: network, Err: errors.Join(err, errors.New("connection refused"))}
+				var dns *net.DNSError
+				if !errors.As(err, &dns) {
+					err = syscall.ECONNREFUSED
+				}
+				return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 			}
 			return d.DialContext(ctx, "tcp", s.tlsLn.Addr().String())
 		},
