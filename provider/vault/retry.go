@@ -19,10 +19,13 @@ import (
 	"github.com/secrets-init/secrets-init/provider"
 )
 
-// Backoff bounds between attempts.
+// Backoff bounds between attempts, and the time left before the deadline
+// under which retry gives up with its last failure: the store must answer
+// before the engine stops waiting, or that reason is lost.
 const (
 	firstWait = 100 * time.Millisecond
 	maxWait   = 5 * time.Second
+	margin    = 200 * time.Millisecond
 )
 
 // retry calls op until it succeeds, fails for good, or ctx ends. Transient
@@ -40,7 +43,15 @@ func retry(ctx context.Context, op func() error) error {
 			return err
 		}
 		last = err
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1)) // jitter: [wait/2, wait]
+		sleep := wait/2 + rand.N(wait/2+1) // jitter: [wait/2, wait]
+		if d, ok := ctx.Deadline(); ok {
+			if left := time.Until(d) - margin; left <= 0 {
+				return &stopped{last: last}
+			} else if sleep > left {
+				sleep = left // one last attempt just before the deadline
+			}
+		}
+		t := time.NewTimer(sleep)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -57,18 +68,17 @@ func stop(ctx context.Context, last error) error {
 	if last == nil {
 		return ctx.Err()
 	}
-	return &stopped{last: last, cause: context.Cause(ctx)}
+	return &stopped{last: last}
 }
 
-// stopped is a retry that ctx ended after transient failures. It does not
-// unwrap to ctx's error, so that the engine keeps its reason (such as
-// "Vault is sealed") instead of a bare "deadline exceeded".
-type stopped struct {
-	last  error // the transient failure seen last
-	cause error // why ctx ended, e.g. the engine's --timeout
-}
+// stopped is a retry that ran out of time after transient failures. It
+// does not unwrap to ctx's error, so that the engine keeps its reason
+// (such as "Vault is sealed") instead of a bare "deadline exceeded".
+type stopped struct{ last error }
 
-func (s *stopped) Error() string { return s.last.Error() + "; " + s.cause.Error() }
+func (s *stopped) Error() string { return s.last.Error() + stoppedNote }
+
+const stoppedNote = "; still failing at the deadline (--timeout)"
 
 // transient tells whether err may go away by itself.
 func transient(err error) bool {
@@ -115,7 +125,7 @@ func tlsProblem(err error) string {
 func describe(c *api.Client, err error, path, capability string) error {
 	var s *stopped
 	if errors.As(err, &s) {
-		return fmt.Errorf("%v; %v", describe(c, s.last, path, capability), s.cause)
+		return fmt.Errorf("%v%s", describe(c, s.last, path, capability), stoppedNote)
 	}
 	var ie inputError
 	if errors.As(err, &ie) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -55,19 +55,36 @@ func Open(_ context.Context, s provider.Settings) (provider.Provider, error) {
 	return &store{client: client, http: cfg.HttpClient, login: l, revoke: revoke, s: s}, nil
 }
 
-// Fetch logs in once, then reads each target's path once.
+// Fetch logs in once, then reads each distinct path (and version) once:
+// the targets kv/app and kv/data/app of a KV v2 mount are one read.
 func (st *store) Fetch(ctx context.Context, targets []provider.Target) []provider.Result {
 	defer st.http.CloseIdleConnections()
 	if err := st.authenticate(ctx); err != nil {
 		return provider.Failed(len(targets), err)
 	}
 	results := make([]provider.Result, len(targets))
-	err := st.s.Limit.Each(ctx, len(targets), func(i int) {
-		results[i] = st.fetch(ctx, targets[i])
+	reqs := make([]request, len(targets))
+	st.s.Limit.Each(ctx, len(targets), func(i int) {
+		reqs[i], results[i].Err = st.request(ctx, targets[i])
 	})
-	for i := range results {
-		if results[i].Value == nil && results[i].Err == nil {
-			results[i].Err = err // skipped: ctx ended
+	index := map[request]int{}
+	var distinct []request
+	for _, r := range reqs {
+		if _, ok := index[r]; !ok && r.path != "" {
+			index[r] = len(distinct)
+			distinct = append(distinct, r)
+		}
+	}
+	read := make([]provider.Result, len(distinct))
+	st.s.Limit.Each(ctx, len(distinct), func(j int) {
+		read[j] = st.read(ctx, distinct[j])
+	})
+	for i, r := range reqs {
+		if r.path != "" {
+			results[i] = read[index[r]]
+		}
+		if results[i].Value == nil && results[i].Err == nil { // skipped: ctx ended
+			results[i].Err = ctx.Err()
 		}
 	}
 	if st.revoke {
@@ -88,29 +105,40 @@ func (st *store) authenticate(ctx context.Context) error {
 	return nil
 }
 
-// fetch reads one target.
-func (st *store) fetch(ctx context.Context, t provider.Target) provider.Result {
+// A request is one read: the API path, the KV v2 version, and whether the
+// answer is KV v2's.
+type request struct {
+	path, version string
+	kv2           bool
+}
+
+// request finds the mount of t and the read it needs.
+func (st *store) request(ctx context.Context, t provider.Target) (request, error) {
 	m, err := st.mounts.lookup(ctx, st.client, t.Name)
 	if err != nil {
-		return provider.Result{Err: err}
+		return request{}, err
 	}
-	path := m.apiPath(t.Name)
 	if t.Version != "" && m.kv != 2 {
-		return provider.Result{Err: fmt.Errorf("#%s selects a KV v2 version, but %s is not on a KV v2 mount", t.Version, t.Name)}
+		return request{}, fmt.Errorf("#%s selects a KV v2 version, but %s is not on a KV v2 mount", t.Version, t.Name)
 	}
+	return request{path: m.apiPath(t.Name), version: t.Version, kv2: m.kv == 2}, nil
+}
+
+// read makes one read.
+func (st *store) read(ctx context.Context, r request) provider.Result {
 	var params map[string][]string
-	if t.Version != "" {
-		params = map[string][]string{"version": {t.Version}}
+	if r.version != "" {
+		params = map[string][]string{"version": {r.version}}
 	}
 	var secret *api.Secret
-	err = retry(ctx, func() (err error) {
-		secret, err = st.client.Logical().ReadWithDataWithContext(ctx, path, params)
+	err := retry(ctx, func() (err error) {
+		secret, err = st.client.Logical().ReadWithDataWithContext(ctx, r.path, params)
 		return err
 	})
 	if err != nil {
-		return provider.Result{Err: describe(st.client, err, path, "read")}
+		return provider.Result{Err: describe(st.client, err, r.path, "read")}
 	}
-	return decode(secret, m.kv == 2, path, t.Version)
+	return decode(secret, r.kv2, r.path, r.version)
 }
 
 // decode turns a read's answer into a Result: the secret's data as a
