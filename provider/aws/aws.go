@@ -12,7 +12,6 @@ package aws
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -52,18 +51,14 @@ var processEnv = sync.OnceValues(func() (*env, error) {
 
 // loadEnv loads the SDK configuration from the process environment.
 func loadEnv(ctx context.Context) (*env, error) {
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(newRetryer))
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(newRetryer), config.WithHTTPClient(awshttp.NewBuildableClient()))
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
 	}
-	// LoadDefaultConfig gives a BuildableClient (with AWS_CA_BUNDLE
-	// applied); each service client would clone its transport, leaving
-	// pools nobody can close. Share one transport instead.
-	b, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
-	if !ok {
-		return nil, errors.New("loading the AWS configuration: unexpected HTTP client")
-	}
-	tr := b.GetTransport()
+	// The BuildableClient has AWS_CA_BUNDLE applied. Each service client
+	// would clone its transport, leaving pools that nobody can close:
+	// share one transport instead.
+	tr := cfg.HTTPClient.(*awshttp.BuildableClient).GetTransport()
 	cfg.HTTPClient = &http.Client{
 		Transport: tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -73,20 +68,19 @@ func loadEnv(ctx context.Context) (*env, error) {
 	return &env{cfg: cfg, tr: tr}, nil
 }
 
-// newRetryer returns the retry strategy of every client: adaptive mode
-// (client-side rate limiting once throttled), full-jitter exponential
-// backoff (the SDK's stops jittering at its cap, so a throttled fleet
-// would retry in step), no retry quota and no attempt limit, so that only
-// the context's deadline ends the retries of a throttled or unreachable
-// call.
+// newRetryer returns the retry strategy of every client: standard mode
+// with full-jitter exponential backoff, no retry quota and no attempt
+// limit, so that only the context's deadline ends the retries of a
+// throttled or unreachable call. Not adaptive mode: its client-side limiter
+// drops to 0.5 requests/s after a throttle, which for a one-shot burst of
+// calls turns a brief throttle into tens of seconds. Not the SDK's
+// backoff: it stops jittering at its cap, so a fleet would retry in step.
 func newRetryer() aws.Retryer {
-	adaptive := retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
-		o.StandardOptions = append(o.StandardOptions, func(so *retry.StandardOptions) {
-			so.RateLimiter = ratelimit.None
-			so.Backoff = jitterBackoff{}
-		})
+	standard := retry.NewStandard(func(o *retry.StandardOptions) {
+		o.RateLimiter = ratelimit.None
+		o.Backoff = jitterBackoff{}
 	})
-	return retry.AddWithMaxAttempts(adaptive, 0)
+	return retry.AddWithMaxAttempts(standard, 0)
 }
 
 // jitterBackoff is full-jitter exponential backoff.

@@ -43,9 +43,10 @@ func (p *secretsManager) Fetch(ctx context.Context, targets []provider.Target) [
 	return fetch(ctx, p.env, p.limit, p, smBatchSize, targets)
 }
 
-// batchable: BatchGetSecretValue serves only the current version.
+// batchable: BatchGetSecretValue serves only the current version. (So a
+// batch names each secret once: targets differ in Stage or Version.)
 func (p *secretsManager) batchable(t provider.Target) bool {
-	return (t.Stage == "" || t.Stage == "AWSCURRENT") && t.Version == ""
+	return t.Stage == "" && t.Version == ""
 }
 
 func (p *secretsManager) batch(ctx context.Context, c call, targets []provider.Target, res []provider.Result) []int {

@@ -370,8 +370,8 @@ func (s *Server) findSecret(region, id, stage, versionID string) (*secretEntry, 
 		}
 		// A full ARN ends in -SUFFIX; a partial one is the ARN without it.
 		name = f[6]
-		if n := len(name) - 7; n > 0 && name[n] == '-' && !strings.HasPrefix(SecretARN(region, name), id) {
-			name = name[:n]
+		if _, ok := s.secrets[key{region, name}]; !ok && len(name) > 7 && name[len(name)-7] == '-' {
+			name = name[:len(name)-7]
 		}
 		if !strings.HasPrefix(SecretARN(region, name), id) {
 			return nil, &apiError{"ResourceNotFoundException", "Secrets Manager can't find the specified secret."}
