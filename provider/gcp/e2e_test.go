@@ -18,6 +18,14 @@ var (
 	buildErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // binary builds secrets-init (the module root) once per test run.
 func binary(t *testing.T) string {
 	t.Helper()

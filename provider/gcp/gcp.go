@@ -127,7 +127,7 @@ func (s *store) Fetch(ctx context.Context, targets []provider.Target) []provider
 		}
 		ep := s.endpoint(t.Location)
 		if c.client = clients[ep]; c.client == nil {
-			client, err := secretmanager.NewClient(ctx, append(opts, option.WithEndpoint(ep))...)
+			client, err := secretmanager.NewClient(ctx, append(slices.Clip(opts), option.WithEndpoint(ep))...)
 			if err != nil {
 				rs[i].Err = fmt.Errorf("creating a Secret Manager client for %s: %v", ep, err)
 				continue
@@ -169,8 +169,11 @@ func access(ctx context.Context, c call) provider.Result {
 	if sum := resp.GetPayload().DataCrc32C; sum != nil && int64(crc32.Checksum(data, castagnoli)) != *sum {
 		return provider.Result{Err: errors.New("the payload failed its CRC32C check (corrupted in transit); try again")}
 	}
-	_, version, _ := strings.Cut(resp.GetName(), "/versions/")
-	return provider.Result{Value: append([]byte{}, data...), Version: version}
+	name := resp.GetName() // projects/NUMBER/[locations/L/]secrets/S/versions/N
+	return provider.Result{
+		Value:   append([]byte{}, data...), // non-nil when empty
+		Version: name[strings.LastIndexByte(name, '/')+1:],
+	}
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
