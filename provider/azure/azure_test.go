@@ -313,6 +313,13 @@ func TestErrors(t *testing.T) {
 		ref:  "azure:keyvault:" + vaultA + "/secrets/s",
 		want: vaultA + " answered with something that is not a Key Vault secret",
 	}, {
+		name: "throttled for longer than the retry cap",
+		setup: func(f *azurefake.Server) {
+			f.Fail(vaultA, "s", azurefake.Fault{Status: 429, Code: "Throttled", RetryAfter: 30})
+		},
+		ref:  "azure:keyvault:" + vaultA + "/secrets/s",
+		want: "throttled by " + vaultA + " (HTTP 429)",
+	}, {
 		name:    "server error until the deadline",
 		setup:   func(f *azurefake.Server) { f.Fail(vaultA, "s", azurefake.Fault{Status: 500, Code: "InternalError"}) },
 		ref:     "azure:keyvault:" + vaultA + "/secrets/s",
@@ -339,10 +346,25 @@ func TestErrors(t *testing.T) {
 			}
 			r := fetch(t, open(t, f, 2), timeout, tc.ref)[0]
 			checkErr(t, r, tc.want, tc.notFound)
+
 			if tc.timeout == 0 && errors.Is(r.Err, context.DeadlineExceeded) {
 				t.Errorf("retried until the deadline: %v", r.Err)
 			}
 		})
+	}
+}
+
+// The SDK's check that a challenge names the vault's own domain stays on:
+// no token is requested for a resource outside it.
+func TestChallengeResourceVerified(t *testing.T) {
+	f := startFake(t)
+	f.Put(vaultA, "s", azurefake.Secret{Value: canary})
+	f.Challenge(vaultA, "https://vault.example.com")
+	setEnv(t, servicePrincipal...)
+	r := fetch(t, open(t, f, 1), 30*time.Second, "azure:keyvault:"+vaultA+"/secrets/s")[0]
+	checkErr(t, r, vaultA+" sent an authentication challenge that does not fit a Key Vault at that address; no token was sent", false)
+	if n := f.TokenRequests(); n != 0 {
+		t.Errorf("%d tokens requested for a foreign resource", n)
 	}
 }
 
@@ -353,10 +375,35 @@ func TestRetries(t *testing.T) {
 	f.Fail(vaultA, "s", azurefake.Fault{Status: 429, Code: "Throttled", Times: 2})
 	f.Put(vaultA, "t", azurefake.Secret{Value: "w"})
 	f.Fail(vaultA, "t", azurefake.Fault{Status: 503, Code: "ServiceUnavailable", Times: 2})
+	f.Put(vaultA, "u", azurefake.Secret{Value: "x"})
+	f.Fail(vaultA, "u", azurefake.Fault{Status: 429, Code: "Throttled", Times: 1, RetryAfter: 1})
 	setEnv(t, servicePrincipal...)
-	rs := fetch(t, open(t, f, 2), 30*time.Second, "azure:keyvault:"+vaultA+"/secrets/s", "azure:keyvault:"+vaultA+"/secrets/t")
-	if rs[0].Err != nil || string(rs[0].Value) != "v" || rs[1].Err != nil || string(rs[1].Value) != "w" {
-		t.Fatalf("got %q, %v and %q, %v", rs[0].Value, rs[0].Err, rs[1].Value, rs[1].Err)
+	rs := fetch(t, open(t, f, 3), 30*time.Second, "azure:keyvault:"+vaultA+"/secrets/s", "azure:keyvault:"+vaultA+"/secrets/t", "azure:keyvault:"+vaultA+"/secrets/u")
+	for i, want := range []string{"v", "w", "x"} {
+		if rs[i].Err != nil || string(rs[i].Value) != want {
+			t.Errorf("got %q, %v; want %q", rs[i].Value, rs[i].Err, want)
+		}
+	}
+}
+
+// Calls in flight never exceed the engine's bound, and do run concurrently.
+func TestConcurrencyBound(t *testing.T) {
+	f := startFake(t)
+	f.SetLatency(20 * time.Millisecond)
+	var refs []string
+	for i := range 24 {
+		name := fmt.Sprintf("s%d", i)
+		f.Put(vaultA, name, azurefake.Secret{Value: name})
+		refs = append(refs, "azure:keyvault:"+vaultA+"/secrets/"+name)
+	}
+	setEnv(t, servicePrincipal...)
+	for _, r := range fetch(t, open(t, f, 3), 30*time.Second, refs...) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if n := f.MaxInFlight(); n > 3 || n < 2 {
+		t.Errorf("%d reads in flight at once; want 2 or 3 under a bound of 3", n)
 	}
 }
 
@@ -402,4 +449,14 @@ func BenchmarkFetch(b *testing.B) {
 			run(b, st)
 		}
 	})
+	// With 10 ms per read, as across a network: what the bound buys.
+	f.SetLatency(10 * time.Millisecond)
+	for _, n := range []int{1, 16} {
+		b.Run(fmt.Sprintf("latency10ms-100-concurrency%d", n), func(b *testing.B) {
+			st := open(b, f, n)
+			for b.Loop() {
+				run(b, st)
+			}
+		})
+	}
 }

@@ -78,6 +78,9 @@ func describe(ctx context.Context, err error, raw *http.Response, vault, version
 	case raw != nil && raw.StatusCode == http.StatusOK:
 		// The body did not decode as a secret; its parse error may quote it.
 		return fmt.Errorf("%s answered with something that is not a Key Vault secret", vault)
+	case raw != nil && raw.StatusCode == http.StatusUnauthorized:
+		// The challenge was unusable, e.g. for a resource outside the vault's domain.
+		return fmt.Errorf("%s sent an authentication challenge that does not fit a Key Vault at that address; no token was sent", vault)
 	}
 	return fmt.Errorf("%s: %s", vault, firstLine(err.Error()))
 }

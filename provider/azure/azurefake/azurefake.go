@@ -30,6 +30,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -96,6 +97,8 @@ type Fault struct {
 	Times  int    // answer this many requests so, then serve normally; 0: all
 	Hang   bool   // accept the request and never answer it
 	Body   string // if set, sent as is (with Status) instead of an error document
+	// RetryAfter, if positive, is sent as the Retry-After header (seconds).
+	RetryAfter int
 }
 
 type version struct {
@@ -128,6 +131,10 @@ type Server struct {
 	tokens   map[string]string               // access token → audience
 	nTokens  int
 	nSecrets int
+	inFlight int // authorized secret reads being answered
+	maxIn    int
+	latency  time.Duration
+	resource map[string]string // vault host → resource its challenge names instead
 }
 
 // Start runs a fake on loopback ports.
@@ -141,11 +148,12 @@ func Start() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		CACert: caPEM,
-		caPool: x509.NewCertPool(),
-		vaults: map[string]map[string][]version{},
-		faults: map[string]*fault{},
-		tokens: map[string]string{},
+		CACert:   caPEM,
+		caPool:   x509.NewCertPool(),
+		vaults:   map[string]map[string][]version{},
+		faults:   map[string]*fault{},
+		tokens:   map[string]string{},
+		resource: map[string]string{},
 	}
 	s.caPool.AddCert(caCert)
 	if s.tlsLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
@@ -193,6 +201,30 @@ func (s *Server) Fail(vault, name string, f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults[key] = &fault{f, f.Times}
+}
+
+// SetLatency makes Key Vault take d to answer each authorized read, as
+// a vault across a network does.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// Challenge makes the vault's 401 challenge name resource instead of its
+// cloud's Key Vault resource, as a host that is no Key Vault might.
+func (s *Server) Challenge(vault, resource string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resource[hostOf(vault)] = resource
+}
+
+// MaxInFlight returns the most authorized secret reads that Key Vault was
+// answering at once.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxIn
 }
 
 // TokenRequests returns how many tokens the token endpoint has issued.
@@ -373,9 +405,13 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, host string,
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	s.mu.Lock()
 	audience, known := s.tokens[token]
+	resource := s.resource[host]
 	s.mu.Unlock()
-	if !known || audience != c.resource() {
-		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization="https://%s/%s", resource="%s"`, c.login, Tenant, c.resource()))
+	if resource == "" {
+		resource = c.resource()
+	}
+	if !known || audience != resource {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization="https://%s/%s", resource="%s"`, c.login, Tenant, resource))
 		msg := "AKV10000: Request is missing a Bearer or PoP token."
 		if known {
 			msg = "AKV10022: Invalid audience."
@@ -394,6 +430,9 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, host string,
 	}
 	s.mu.Lock()
 	s.nSecrets++
+	s.inFlight++
+	s.maxIn = max(s.maxIn, s.inFlight)
+	latency := s.latency
 	f := s.faults[host+"/"+name]
 	if f == nil {
 		f = s.faults[host]
@@ -407,10 +446,25 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, host string,
 	}
 	versions := s.vaults[host][name]
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
+	if latency > 0 {
+		select {
+		case <-time.After(latency):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if f != nil {
 		if f.Hang {
 			<-r.Context().Done()
 			return
+		}
+		if f.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
 		}
 		if f.Body != "" {
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
