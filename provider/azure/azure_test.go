@@ -3,6 +3,7 @@ package azure
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -365,6 +366,24 @@ func TestChallengeResourceVerified(t *testing.T) {
 	checkErr(t, r, vaultA+" sent an authentication challenge that does not fit a Key Vault at that address; no token was sent", false)
 	if n := f.TokenRequests(); n != 0 {
 		t.Errorf("%d tokens requested for a foreign resource", n)
+	}
+}
+
+// A certificate that does not verify fails at once, naming the cause.
+func TestUntrustedCertificate(t *testing.T) {
+	f := startFake(t)
+	f.Put(vaultA, "s", azurefake.Secret{Value: canary})
+	setEnv(t, servicePrincipal...)
+	tr := f.Transport()
+	tr.TLSClientConfig.RootCAs = x509.NewCertPool()
+	st, err := newStore(provider.Settings{Limit: provider.NewLimiter(1)}, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := fetch(t, st, 30*time.Second, "azure:keyvault:"+vaultA+"/secrets/s")[0]
+	checkErr(t, r, "cannot reach "+vaultA+": tls: failed to verify certificate", false)
+	if errors.Is(r.Err, context.DeadlineExceeded) {
+		t.Errorf("retried until the deadline: %v", r.Err)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -164,8 +165,9 @@ func Start() (*Server, error) {
 		return nil, err
 	}
 	s.ProxyURL = "http://" + s.proxyLn.Addr().String()
-	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), TLSConfig: &tls.Config{Certificates: []tls.Certificate{leaf}}}
-	s.proxy = &http.Server{Handler: http.HandlerFunc(s.serveProxy)}
+	quiet := log.New(io.Discard, "", 0) // clients that hang up or distrust the CA are expected
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), TLSConfig: &tls.Config{Certificates: []tls.Certificate{leaf}}, ErrorLog: quiet}
+	s.proxy = &http.Server{Handler: http.HandlerFunc(s.serveProxy), ErrorLog: quiet}
 	go s.srv.ServeTLS(s.tlsLn, "", "")
 	go s.proxy.Serve(s.proxyLn)
 	return s, nil
