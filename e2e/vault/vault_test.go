@@ -586,6 +586,7 @@ func TestVault(t *testing.T) {
 			words []string
 		}{
 			{"PermissionDenied", with(tok, "X", "vault:kv/private#key"), []string{"permission denied", `"read"`, "kv/data/private"}},
+			{"NoMount", with(tok, "X", "vault:nomount/x#key"), []string{"permission denied", `"read"`, "nomount/x", "no secrets engine"}},
 			{"PathNotFound", with(tok, "X", "vault:kv/missing#key"), []string{"not found", "kv/data/missing"}},
 			{"KVv1NotFound", with(tok, "X", "vault:secret/missing"), []string{"not found", "secret/missing"}},
 			{"VersionNotFound", with(tok, "X", "vault:kv/app#password#99"), []string{"version 99 not found"}},

@@ -11,6 +11,7 @@ package vault
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -259,6 +260,10 @@ func preflight(ctx context.Context, client *api.Client, name string) (mount, err
 		secret, err = client.Logical().ReadWithContext(ctx, path)
 		return err
 	})
+	var re *api.ResponseError
+	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
+		return mount{}, fmt.Errorf("permission denied: the Vault token needs the \"read\" capability on %s (or no secrets engine is mounted there)", name)
+	}
 	if err != nil {
 		return mount{}, describe(client, err, name, "read")
 	}
