@@ -214,8 +214,10 @@ func resolveAndRun(args []string, check bool) int {
 	// resolution must abort it, and none may be lost once the child runs.
 	sigs := make(chan os.Signal, 128)
 	signal.Notify(sigs)
-	if err := reaper.Subreaper(); err != nil {
-		log.Warn("cannot become a child subreaper; orphans will not be reaped", "err", err)
+	if !o.exec {
+		if err := reaper.Subreaper(); err != nil {
+			log.Warn("cannot become a child subreaper; orphans will not be reaped", "err", err)
+		}
 	}
 
 	environ, err := environment(o.envFiles)
@@ -234,7 +236,7 @@ func resolveAndRun(args []string, check bool) int {
 		Passthrough:   append(o.passthrough, strings.Split(os.Getenv("VAULT_ENV_PASSTHROUGH"), ",")...),
 		DryRun:        check,
 	}
-	res, err, code := resolve(cfg, environ, sigs)
+	res, code, err := resolve(cfg, environ, sigs)
 	if code != 0 {
 		return code
 	}
@@ -254,14 +256,18 @@ func resolveAndRun(args []string, check bool) int {
 		Rewrite: o.rewrite,
 		Log:     log,
 	}
+	resolved := len(res.Report) > 0
 	res = nil
 	if o.exec {
 		signal.Reset()
 		err = supervisor.Exec(cmd)
 	} else {
-		// The stores' clients are gone: give their memory back before the
-		// long wait.
-		debug.FreeOSMemory()
+		if resolved {
+			// The stores' clients are gone: give their memory back before
+			// the long wait. (It costs a few ms, so not when there was
+			// nothing to resolve.)
+			debug.FreeOSMemory()
+		}
 		code, err = supervisor.Run(cmd, sigs)
 	}
 	var se *supervisor.StartError
@@ -298,7 +304,7 @@ func environment(files []string) ([]string, error) {
 
 // resolve runs the resolution, which SIGTERM, SIGINT or SIGHUP abort: code
 // is then 128+N. Other signals that come meanwhile have no child to go to.
-func resolve(cfg provider.Config, environ []string, sigs chan os.Signal) (*provider.Resolution, error, int) {
+func resolve(cfg provider.Config, environ []string, sigs chan os.Signal) (*provider.Resolution, int, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	type result struct {
@@ -313,13 +319,13 @@ func resolve(cfg provider.Config, environ []string, sigs chan os.Signal) (*provi
 	for {
 		select {
 		case r := <-done:
-			return r.res, r.err, 0
+			return r.res, 0, r.err
 		case s := <-sigs:
 			sig, _ := s.(syscall.Signal)
 			switch sig {
 			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP:
 				fmt.Fprintf(os.Stderr, "secrets-init: %s: resolution aborted; the command was not started\n", signals.Name(sig))
-				return nil, nil, 128 + int(sig)
+				return nil, 128 + int(sig), nil
 			}
 		}
 	}

@@ -25,7 +25,8 @@ type memStore struct {
 	batch   int
 	latency time.Duration
 	hang    bool // ignore the context and never answer
-	panics  bool
+	panics  bool // panic in Fetch
+	panicIn bool // panic in a call made through the Limiter
 
 	calls    atomic.Int32
 	inFlight atomic.Int32
@@ -59,6 +60,9 @@ func (p memProvider) Fetch(ctx context.Context, targets []Target) []Result {
 	n := (len(targets) + batch - 1) / batch
 	p.limit.Each(ctx, n, func(c int) {
 		m.calls.Add(1)
+		if m.panicIn {
+			panic(canary)
+		}
 		in := m.inFlight.Add(1)
 		defer m.inFlight.Add(-1)
 		for {
@@ -396,7 +400,12 @@ func TestResolveStorePanic(t *testing.T) {
 	m.panics = true
 	_, err := resolve(t, config(t, m), "A=gcp:secretmanager:s")
 	if err == nil || !strings.Contains(err.Error(), "internal error in the gcp-secretmanager store") {
-		t.Errorf("err = %v", err)
+		t.Errorf("panic in Fetch: err = %v", err)
+	}
+	m.panics, m.panicIn = false, true
+	_, err = resolve(t, config(t, m), "A=gcp:secretmanager:s")
+	if err == nil || !strings.Contains(err.Error(), "A: gcp:secretmanager:s: the store returned no value") {
+		t.Errorf("panic in a call: err = %v", err)
 	}
 }
 

@@ -56,7 +56,9 @@ func NewLimiter(n int) *Limiter {
 
 // Each calls fn(i) for every i in [0, n), each in its own goroutine once a
 // slot is free, and waits for the calls it started. When ctx ends first,
-// calls not yet started are skipped and Each returns ctx's error.
+// calls not yet started are skipped and Each returns ctx's error. A call
+// that panics is abandoned, its result left unset (the engine reports it),
+// so that no panic message can print a value.
 func (l *Limiter) Each(ctx context.Context, n int, fn func(i int)) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -67,7 +69,10 @@ func (l *Limiter) Each(ctx context.Context, n int, fn func(i int)) error {
 			return ctx.Err()
 		}
 		wg.Go(func() {
-			defer func() { <-l.slots }()
+			defer func() {
+				recover()
+				<-l.slots
+			}()
 			fn(i)
 		})
 	}

@@ -201,7 +201,7 @@ func fetch(ctx context.Context, e *env, limit *provider.Limiter, b batcher, size
 	}
 	if err != nil {
 		for i := range res {
-			if res[i].Value == nil && res[i].Err == nil {
+			if pending(res[i]) {
 				res[i].Err = err
 			}
 		}
@@ -209,22 +209,27 @@ func fetch(ctx context.Context, e *env, limit *provider.Limiter, b batcher, size
 	return res
 }
 
-// unanswered returns the indices in idx that have no result yet.
+// pending tells whether r is still unset.
+func pending(r provider.Result) bool {
+	return r.Value == nil && r.Err == nil
+}
+
+// unanswered returns the indices in idx whose results are pending.
 func unanswered(idx []int, res []provider.Result) []int {
 	var left []int
 	for _, i := range idx {
-		if res[i].Value == nil && res[i].Err == nil {
+		if pending(res[i]) {
 			left = append(left, i)
 		}
 	}
 	return left
 }
 
-// answer sets the result of the first unanswered target among those
-// named by keys (a batch may name one secret by name and by ARN).
+// answer sets the result of the first pending target among those named
+// by keys (a batch may name one secret by name and by ARN).
 func answer(want map[string]int, res []provider.Result, r provider.Result, keys ...string) {
 	for _, k := range keys {
-		if i, ok := want[k]; ok && res[i].Value == nil && res[i].Err == nil {
+		if i, ok := want[k]; ok && pending(res[i]) {
 			res[i] = r
 			return
 		}

@@ -50,7 +50,12 @@ func (p *secretsManager) batchable(t provider.Target) bool {
 }
 
 func (p *secretsManager) batch(ctx context.Context, c call, targets []provider.Target, res []provider.Result) []int {
-	if len(c.idx) == 1 || p.noBatch.Load() {
+	if len(c.idx) == 1 {
+		i := c.idx[0]
+		res[i] = p.single(ctx, c.region, targets[i])
+		return nil
+	}
+	if p.noBatch.Load() {
 		return c.idx
 	}
 	byID := make(map[string]int, len(c.idx))

@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -22,6 +23,7 @@ const actionGetParameters = "ssm:GetParameters and ssm:GetParameter"
 type ssmStore struct {
 	env     *env
 	limit   *provider.Limiter
+	log     *slog.Logger
 	clients *regionClients[ssm.Client]
 }
 
@@ -29,6 +31,7 @@ func newSSM(e *env, s provider.Settings) *ssmStore {
 	return &ssmStore{
 		env:   e,
 		limit: s.Limit,
+		log:   logger(s),
 		clients: newRegionClients(func(region string) *ssm.Client {
 			return ssm.NewFromConfig(e.cfg, func(o *ssm.Options) { o.Region = region })
 		}),
@@ -55,6 +58,7 @@ func (p *ssmStore) batch(ctx context.Context, c call, targets []provider.Target,
 	}
 	out, err := p.clients.get(c.region).GetParameters(ctx, &ssm.GetParametersInput{Names: names, WithDecryption: aws.Bool(true)})
 	if isAccessDenied(err) {
+		p.log.Info("a GetParameters call was denied: reading its parameters one by one", "region", c.region, "parameters", len(c.idx))
 		return c.idx
 	}
 	if err != nil {

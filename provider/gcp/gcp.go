@@ -63,6 +63,9 @@ type store struct {
 	endpoint func(location string) string
 	// plaintext: gRPC without TLS or credentials (an emulator).
 	plaintext bool
+	// extra are client options applied last (tests: trust a fake's TLS
+	// certificate).
+	extra []option.ClientOption
 }
 
 // quiet keeps the Google libraries' own logging (GOOGLE_SDK_GO_LOGGING_LEVEL
@@ -98,6 +101,7 @@ func (s *store) Fetch(ctx context.Context, targets []provider.Target) []provider
 		}
 		opts = append(opts, option.WithAuthCredentials(creds))
 	}
+	opts = append(opts, s.extra...)
 	var project string
 	var projectErr error
 	if slices.ContainsFunc(targets, func(t provider.Target) bool { return t.Project == "" }) {

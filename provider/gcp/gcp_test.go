@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -22,6 +24,9 @@ import (
 	"time"
 
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/secrets-init/secrets-init/provider"
 	"github.com/secrets-init/secrets-init/provider/gcp/gcpfake"
@@ -210,16 +215,28 @@ func TestDefaultProjectFromEnvironment(t *testing.T) {
 	}
 }
 
-// fakeMetadata serves the project id the way the metadata server does.
+// metadataToken is the access token fakeMetadata hands out.
+const metadataToken = "ya29.metadata-token"
+
+// fakeMetadata serves the project id and the default service account's
+// access token the way the metadata server does.
 func fakeMetadata(t *testing.T, project string) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Metadata-Flavor") != "Google" || r.URL.Path != "/computeMetadata/v1/project/project-id" {
-			http.NotFound(w, r)
+		if r.Header.Get("Metadata-Flavor") != "Google" {
+			http.Error(w, "missing Metadata-Flavor", http.StatusForbidden)
 			return
 		}
 		w.Header().Set("Metadata-Flavor", "Google")
-		w.Write([]byte(project))
+		switch r.URL.Path {
+		case "/computeMetadata/v1/project/project-id":
+			w.Write([]byte(project))
+		case "/computeMetadata/v1/instance/service-accounts/default/token":
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"access_token":"` + metadataToken + `","expires_in":3599,"token_type":"Bearer"}`))
+		default:
+			http.NotFound(w, r)
+		}
 	}))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
@@ -267,26 +284,67 @@ func writeServiceAccount(t *testing.T, project string) string {
 	return path
 }
 
-// TestDefaultProjectFromCredentials finds credentials as ADC does (a
-// service account key in GOOGLE_APPLICATION_CREDENTIALS, which signs its
-// own tokens) and takes the project from them, before the metadata server.
-func TestDefaultProjectFromCredentials(t *testing.T) {
+// tlsStore is the store with credentials, sending every call to a TLS fake.
+func tlsStore(s provider.Settings, f *gcpfake.Server, roots *x509.CertPool) *store {
+	return &store{settings: s, endpoint: func(string) string { return f.Addr }, extra: []option.ClientOption{
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots}))),
+	}}
+}
+
+func startTLSFake(t *testing.T) (*gcpfake.Server, *x509.CertPool) {
+	t.Helper()
+	f, roots, err := gcpfake.StartTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return f, roots
+}
+
+// TestServiceAccountKey authenticates as ADC does with a service account
+// key in GOOGLE_APPLICATION_CREDENTIALS (a self-signed JWT, no token
+// exchange), takes the default project from the key, and never contacts
+// the metadata server.
+func TestServiceAccountKey(t *testing.T) {
 	isolate(t)
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", writeServiceAccount(t, "cred-p"))
 	l := silentListener(t)
 	t.Setenv("GCE_METADATA_HOST", l.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	creds, err := findCredentials(ctx)
-	if err != nil {
-		t.Fatal(err)
+	f, roots := startTLSFake(t)
+	f.Add("projects/cred-p/secrets/s", []byte("with a key"))
+	r := fetch(t, tlsStore(settings(""), f, roots), 10*time.Second, "gcp:secretmanager:s")[0]
+	if string(r.Value) != "with a key" || r.Err != nil {
+		t.Fatalf("got %q, %v", r.Value, r.Err)
 	}
-	s := &store{settings: settings("")}
-	if p, err := s.defaultProject(ctx, creds); p != "cred-p" || err != nil {
-		t.Errorf("defaultProject = %q, %v; want cred-p", p, err)
+	auth := f.Authorizations()
+	if len(auth) != 1 || !strings.HasPrefix(auth[0], "Bearer ") {
+		t.Fatalf("authorization metadata %q, want one bearer token", auth)
+	}
+	parts := strings.Split(strings.TrimPrefix(auth[0], "Bearer "), ".")
+	var claims struct{ Iss, Scope string }
+	if b, err := base64.RawURLEncoding.DecodeString(parts[min(1, len(parts)-1)]); err != nil || json.Unmarshal(b, &claims) != nil ||
+		claims.Iss != "app@cred-p.iam.gserviceaccount.com" || !strings.Contains(claims.Scope, "cloud-platform") {
+		t.Errorf("the token is not a JWT signed for the key's account with the cloud-platform scope: %+v", claims)
 	}
 	if n := l.accepted(); n != 0 {
 		t.Errorf("the metadata server got %d connections", n)
+	}
+}
+
+// TestMetadataServerCredentials authenticates as on GCE, GKE or Cloud Run:
+// the token and the default project come from the metadata server.
+func TestMetadataServerCredentials(t *testing.T) {
+	isolate(t)
+	t.Setenv("GCE_METADATA_HOST", fakeMetadata(t, "meta-p"))
+	f, roots := startTLSFake(t)
+	f.Add("projects/meta-p/secrets/s", []byte("on gce"))
+	f.Add("projects/meta-p/locations/us-central1/secrets/s", []byte("regional on gce"))
+	rs := fetch(t, tlsStore(settings(""), f, roots), 10*time.Second, "gcp:secretmanager:s", "gcp:secretmanager:projects/meta-p/locations/us-central1/secrets/s")
+	if string(rs[0].Value) != "on gce" || string(rs[1].Value) != "regional on gce" {
+		t.Fatalf("got %q, %v and %q, %v", rs[0].Value, rs[0].Err, rs[1].Value, rs[1].Err)
+	}
+	if auth := f.Authorizations(); len(auth) != 2 || auth[0] != "Bearer "+metadataToken || auth[1] != auth[0] {
+		t.Errorf("authorization metadata %q, want the metadata server's token on both calls", auth)
 	}
 }
 

@@ -3,13 +3,21 @@
 // AccessSecretVersion as the real service does (versions, the latest alias
 // and named aliases, disabled and destroyed versions, not-found and
 // permission errors, data_crc32c), records the names it was asked for, and
-// can add latency or corrupt checksums. Product code never imports it.
+// can add latency or corrupt checksums. It speaks plaintext, as the
+// emulators, or TLS, for clients with credentials. Product code never imports it.
 package gcpfake
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"hash/crc32"
+	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -20,6 +28,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -39,6 +49,7 @@ type Server struct {
 	denied   map[string]bool    // secret names the caller may not access
 	disabled map[string]bool    // projects without the Secret Manager API
 	requests []string
+	auth     []string // the calls' authorization metadata
 	latency  time.Duration
 	corrupt  bool // send a wrong data_crc32c
 	noCRC    bool // send no data_crc32c
@@ -58,14 +69,50 @@ type version struct {
 
 // Start serves a new, empty Secret Manager on 127.0.0.1 (plaintext gRPC,
 // no authentication, as the community emulators). Close stops it.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return start() }
+
+// StartTLS is Start over TLS, with a new self-signed certificate for
+// 127.0.0.1 that Roots holds: the fake for clients that send credentials
+// (gRPC sends per-call credentials only over TLS).
+func StartTLS() (*Server, *x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "gcpfake"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true,
+
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	s, err := start(grpc.Creds(credentials.NewServerTLSFromCert(&tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key})))
+	return s, roots, err
+}
+
+func start(opts ...grpc.ServerOption) (*Server, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
 		Addr:     l.Addr().String(),
-		grpc:     grpc.NewServer(),
+		grpc:     grpc.NewServer(opts...),
 		secrets:  map[string]*secret{},
 		denied:   map[string]bool{},
 		disabled: map[string]bool{},
@@ -146,6 +193,14 @@ func (s *Server) OmitCRC(on bool) {
 	s.noCRC = on
 }
 
+// Authorizations returns the authorization metadata (e.g. "Bearer TOKEN")
+// of the calls so far, in arrival order; calls without any add nothing.
+func (s *Server) Authorizations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string{}, s.auth...)
+}
+
 // Requests returns the version names asked for so far, in arrival order.
 func (s *Server) Requests() []string {
 	s.mu.Lock()
@@ -165,6 +220,8 @@ func (s *Server) Conns() (accepted, open int) {
 func (s *Server) AccessSecretVersion(ctx context.Context, req *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
 	s.mu.Lock()
 	s.requests = append(s.requests, req.GetName())
+	md, _ := metadata.FromIncomingContext(ctx)
+	s.auth = append(s.auth, md.Get("authorization")...)
 	latency := s.latency
 	s.mu.Unlock()
 	select {
