@@ -32,6 +32,9 @@ func TestBinary(t *testing.T) {
 	f.PutSecret("us-east-1", "token", awsfake.Secret{String: "tok-" + canary})
 	f.PutParameter("us-east-1", "/app/url", awsfake.Parameter{Value: "postgres://db", Secure: true})
 	f.PutParameter("us-east-1", "/app/url", awsfake.Parameter{Value: "postgres://db2", Labels: []string{"next"}})
+	keystore := []byte{0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2}
+	f.PutSecret("us-east-1", "keystore", awsfake.Secret{Binary: keystore})
+	keystorePath := filepath.Join(t.TempDir(), "keystore.jks")
 
 	// run runs the binary with env built from scratch, plus vars.
 	run := func(vars ...string) (stdout, stderr string, code int) {
@@ -58,6 +61,7 @@ func TestBinary(t *testing.T) {
 		"DB_URL=aws:ssm:/app/url:1",
 		"DB_URL_NEXT=arn:aws:ssm:us-east-1:"+awsfake.Account+":parameter/app/url:next",
 		"PLAIN=aws-not-a-reference",
+		"KEYSTORE=aws:secretsmanager:keystore?file="+keystorePath,
 	)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
@@ -65,10 +69,14 @@ func TestBinary(t *testing.T) {
 	for _, want := range []string{
 		"DB_PASSWORD=" + canary, "DB_USER=app", "TOKEN=tok-" + canary,
 		"DB_URL=postgres://db", "DB_URL_NEXT=postgres://db2", "PLAIN=aws-not-a-reference",
+		"KEYSTORE=" + keystorePath,
 	} {
 		if !strings.Contains("\n"+stdout, "\n"+want+"\n") {
 			t.Errorf("the child's environment lacks %s", want)
 		}
+	}
+	if got, err := os.ReadFile(keystorePath); err != nil || !bytes.Equal(got, keystore) {
+		t.Errorf("the binary secret's file holds %x (%v), want %x", got, err, keystore)
 	}
 	if n := f.BadSignatures(); n != 0 {
 		t.Errorf("%d requests had a bad signature", n)
@@ -77,11 +85,17 @@ func TestBinary(t *testing.T) {
 		t.Errorf("stderr holds a value:\n%s", stderr)
 	}
 
-	stdout, stderr, code = run("TOKEN=aws:secretsmanager:token", "MISSING=aws:secretsmanager:nope", "GONE=aws:ssm:/app/gone")
+	stdout, stderr, code = run("TOKEN=aws:secretsmanager:token", "MISSING=aws:secretsmanager:nope", "GONE=aws:ssm:/app/gone",
+		"KEYSTORE=aws:secretsmanager:keystore")
+	t.Logf("stderr of a failed resolution:\n%s", stderr)
 	if code != 125 || stdout != "" {
 		t.Errorf("exit %d with stdout %q, want 125 and the command not started", code, stdout)
 	}
-	for _, want := range []string{"MISSING: aws:secretsmanager:nope: not found in us-east-1", "GONE: aws:ssm:/app/gone: not found in us-east-1"} {
+	for _, want := range []string{
+		"MISSING: aws:secretsmanager:nope: not found in us-east-1\n",
+		"GONE: aws:ssm:/app/gone: not found in us-east-1\n",
+		"KEYSTORE: aws:secretsmanager:keystore: the secret is binary",
+	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
