@@ -15,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/auth"
@@ -170,7 +171,7 @@ func access(ctx context.Context, c call) provider.Result {
 		return provider.Result{Err: describe(ctx, err, r.last, c.where)}
 	}
 	data := resp.GetPayload().GetData()
-	if sum := resp.GetPayload().DataCrc32C; sum != nil && int64(crc32.Checksum(data, castagnoli)) != *sum {
+	if sum := resp.GetPayload().DataCrc32C; sum != nil && int64(crc32.Checksum(data, castagnoli())) != *sum {
 		return provider.Result{Err: errors.New("the payload failed its CRC32C check (corrupted in transit); try again")}
 	}
 	name := resp.GetName() // projects/NUMBER/[locations/L/]secrets/S/versions/N
@@ -180,7 +181,8 @@ func access(ctx context.Context, c call) provider.Result {
 	}
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is the CRC32C table, built on first use, not at start.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // A retryer retries transient faults and remembers the last one, to say
 // what was going on when the deadline ended the retries.
