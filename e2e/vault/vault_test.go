@@ -10,11 +10,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -29,6 +32,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"github.com/hashicorp/go-hclog"
@@ -36,6 +41,7 @@ import (
 	kubeauth "github.com/hashicorp/vault-plugin-auth-kubernetes"
 	"github.com/hashicorp/vault/api"
 	credAppRole "github.com/hashicorp/vault/builtin/credential/approle"
+	awsauth "github.com/hashicorp/vault/builtin/credential/aws"
 	vaulthttp "github.com/hashicorp/vault/http"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -89,6 +95,7 @@ func newServer(t *testing.T) *server {
 			"approle":    credAppRole.Factory,
 			"jwt":        jwtauth.Factory,
 			"kubernetes": kubeauth.Factory,
+			"aws":        awsauth.Factory,
 		},
 		LogicalBackends: map[string]logical.Factory{"dynamic": dynamicFactory},
 		Logger:          hclog.NewNullLogger(),
@@ -271,6 +278,7 @@ type fixture struct {
 	jwt         string // signed for the jwt auth method
 	saToken     string // a service-account token for the kubernetes auth method
 	reviews     *atomic.Int64
+	stsCalls    *atomic.Int64
 	deletedTime string
 }
 
@@ -387,7 +395,56 @@ path "database/creds/app" { capabilities = ["read"] }
 	}
 	s.write(t, "auth/k8s/config", map[string]any{"kubernetes_host": kube.URL, "disable_local_ca_jwt": true, "token_reviewer_jwt": "reviewer"})
 	s.write(t, "auth/k8s/role/app", map[string]any{"bound_service_account_names": "app", "bound_service_account_namespaces": "default", "token_policies": "reader"})
+
+	// aws (iam), against a fake STS that checks the signature
+	f.stsCalls = new(atomic.Int64)
+	sts := httptest.NewServer(fakeSTS(t, f.stsCalls))
+	t.Cleanup(sts.Close)
+	if err := sys.EnableAuthWithOptions("aws", &api.EnableAuthOptions{Type: "aws"}); err != nil {
+		t.Fatal(err)
+	}
+	s.write(t, "auth/aws/config/client", map[string]any{"sts_endpoint": sts.URL, "sts_region": "us-east-1"})
+	s.write(t, "auth/aws/role/app", map[string]any{"auth_type": "iam", "bound_iam_principal_arn": "arn:aws:iam::123456789012:role/app", "resolve_aws_unique_ids": false, "token_policies": "reader"})
 	return f
+}
+
+// The AWS credentials secrets-init signs its aws-iam login with.
+const (
+	awsKeyID  = "AKIDEXAMPLE"
+	awsSecret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+)
+
+// fakeSTS answers the sts:GetCallerIdentity calls Vault forwards, with
+// role/app's identity when the request is signed with awsSecret: it signs
+// the same request again and compares.
+func fakeSTS(t *testing.T, calls *atomic.Int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "text/xml")
+		body, _ := io.ReadAll(r.Body)
+		auth := r.Header.Get("Authorization")
+		_, signed, _ := strings.Cut(auth, "SignedHeaders=")
+		signed, _, _ = strings.Cut(signed, ",")
+		again, _ := http.NewRequest(r.Method, "https://"+r.Host+"/", bytes.NewReader(body))
+		for _, h := range strings.Split(signed, ";") {
+			if h != "host" {
+				again.Header.Set(h, r.Header.Get(h))
+			}
+		}
+		when, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+		sum := sha256.Sum256(body)
+		if err == nil {
+			err = v4.NewSigner().SignHTTP(r.Context(), aws.Credentials{AccessKeyID: awsKeyID, SecretAccessKey: awsSecret}, again, hex.EncodeToString(sum[:]), "sts", "us-east-1", when)
+		}
+		if err != nil || auth == "" || again.Header.Get("Authorization") != auth || string(body) != "Action=GetCallerIdentity&Version=2011-06-15" {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `<ErrorResponse><Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>bad signature</Message></Error></ErrorResponse>`)
+			return
+		}
+		fmt.Fprint(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>`+
+			`<Arn>arn:aws:sts::123456789012:assumed-role/app/session</Arn><UserId>AROAEXAMPLE:session</UserId><Account>123456789012</Account>`+
+			`</GetCallerIdentityResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>`)
+	}
 }
 
 // sign makes an RS256 JWT with claims.
@@ -543,6 +600,18 @@ func TestVault(t *testing.T) {
 		if f.reviews.Load() == before {
 			t.Error("the kubernetes auth method made no TokenReview")
 		}
+	})
+
+	t.Run("AWSIAM", func(t *testing.T) {
+		aws := map[string]string{"VAULT_AUTH_METHOD": "aws-iam", "VAULT_ROLE": "app", "AWS_ACCESS_KEY_ID": awsKeyID,
+			"AWS_SECRET_ACCESS_KEY": awsSecret, "AWS_EC2_METADATA_DISABLED": "true", "X": "vault:secret/app#user"}
+		before := f.stsCalls.Load()
+		s.run(t, aws).ok(t, map[string]string{"X": "alice"})
+		if f.stsCalls.Load() == before {
+			t.Error("Vault made no STS call")
+		}
+		aws["AWS_SECRET_ACCESS_KEY"] = "wrong"
+		s.run(t, aws).failed(t, "X", "aws-iam", "auth/aws")
 	})
 
 	t.Run("RevokeToken", func(t *testing.T) {
