@@ -60,14 +60,19 @@ func targets(tb testing.TB, refs []string) ([]provider.Target, []int) {
 	return ts, idx
 }
 
-// open opens the store of kind on the current environment.
+// open opens the store of kind on the current environment, with the
+// default --concurrency of 16.
 func open(tb testing.TB, kind provider.Kind) provider.Provider {
+	return openLimited(tb, kind, 16)
+}
+
+func openLimited(tb testing.TB, kind provider.Kind, concurrency int) provider.Provider {
 	tb.Helper()
 	e, err := loadEnv(context.Background())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := provider.Settings{Limit: provider.NewLimiter(16)}
+	s := provider.Settings{Limit: provider.NewLimiter(concurrency)}
 	if kind == provider.SSM {
 		return newSSM(e, s)
 	}
@@ -296,6 +301,29 @@ func TestSSMBatches(t *testing.T) {
 	}
 	if n, b := len(f.Calls()), f.Count("GetParameters"); n > 3 || b != n {
 		t.Errorf("%d calls (%d GetParameters) for 25 parameters, want at most 3 batches", n, b)
+	}
+}
+
+// Calls run concurrently, within --concurrency.
+func TestConcurrencyBound(t *testing.T) {
+	for _, concurrency := range []int{1, 2, 16} {
+		f := newFake(t, "us-east-1")
+		f.SetLatency(50 * time.Millisecond)
+		var refs []string
+		for i := range 100 {
+			refs = append(refs, fmt.Sprint("aws:secretsmanager:s", i))
+			f.PutSecret("us-east-1", fmt.Sprint("s", i), awsfake.Secret{String: "v"})
+		}
+		ts, _ := targets(t, refs)
+		for _, r := range openLimited(t, provider.SecretsManager, concurrency).Fetch(context.Background(), ts) {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+		// 100 secrets make 5 batches.
+		if got, want := f.MaxInFlight(), min(concurrency, 5); got != want {
+			t.Errorf("concurrency %d: %d calls at once, want %d", concurrency, got, want)
+		}
 	}
 }
 
@@ -545,5 +573,64 @@ func TestOpenUsesEndpointVariables(t *testing.T) {
 	}
 	if n := len(global.Calls()); n != 0 {
 		t.Errorf("%d calls went to AWS_ENDPOINT_URL", n)
+	}
+}
+
+// resolveEnv runs the engine over environ with both AWS stores, opened on
+// the current environment.
+func resolveEnv(t *testing.T, timeout time.Duration, environ ...string) (*provider.Resolution, error) {
+	t.Helper()
+	e, err := loadEnv(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := provider.Config{
+		Stores: map[provider.Kind]provider.Opener{
+			provider.SecretsManager: func(_ context.Context, s provider.Settings) (provider.Provider, error) {
+				return newSecretsManager(e, s), nil
+			},
+			provider.SSM: func(_ context.Context, s provider.Settings) (provider.Provider, error) {
+				return newSSM(e, s), nil
+			},
+		},
+		Timeout:     timeout,
+		Concurrency: 16,
+		DryRun:      true,
+	}
+	return provider.Resolve(context.Background(), cfg, environ)
+}
+
+// Through the engine: duplicate references are fetched once, JSON keys
+// select, ?optional leaves a missing secret unset.
+func TestThroughEngine(t *testing.T) {
+	f := newFake(t, "us-east-1")
+	arn := f.PutSecret("us-east-1", "db", awsfake.Secret{String: `{"user":"app","password":"` + canary + `"}`})
+	f.PutParameter("us-east-1", "/cfg", awsfake.Parameter{Value: `{"port":5432}`})
+	res, err := resolveEnv(t, 0,
+		"USER="+arn+":user", "PASSWORD="+arn+":password", "ALSO_USER="+arn+":user", "DB=aws:secretsmanager:db",
+		"PORT=aws:ssm:/cfg#port", "CFG=aws:ssm:/cfg", "GONE=aws:secretsmanager:gone?optional")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(res.Env, "\n")
+	want := strings.Join([]string{"USER=app", "PASSWORD=" + canary, "ALSO_USER=app", `DB={"user":"app","password":"` + canary + `"}`,
+		"PORT=5432", `CFG={"port":5432}`}, "\n")
+	if got != want {
+		t.Errorf("environment:\n%s\nwant:\n%s", got, want)
+	}
+	// One batch for the two distinct secrets, one GetParameters.
+	if b, p, n := f.Count("BatchGetSecretValue"), f.Count("GetParameters"), len(f.Calls()); b != 1 || p != 1 || n != 2 {
+		t.Errorf("calls %v, want one BatchGetSecretValue and one GetParameters", f.Calls())
+	}
+}
+
+// The engine's --timeout ends a hung call, with its own message.
+func TestThroughEngineTimeout(t *testing.T) {
+	f := newFake(t, "us-east-1")
+	f.Hang()
+	_, err := resolveEnv(t, 300*time.Millisecond, "A=aws:secretsmanager:a", "B=aws:ssm:/b")
+	want := "A: aws:secretsmanager:a: deadline of 300ms exceeded (--timeout)\nB: aws:ssm:/b: deadline of 300ms exceeded (--timeout)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}
 }

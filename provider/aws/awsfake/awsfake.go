@@ -63,6 +63,8 @@ type Server struct {
 	params    map[key][]Parameter // version n at index n-1
 	calls     []Call
 	badSigs   int
+	inFlight  int
+	maxFlight int
 	latency   time.Duration
 	throttles int
 	hang      bool
@@ -179,6 +181,13 @@ func (s *Server) Count(op string) int {
 	return n
 }
 
+// MaxInFlight returns the most calls the fake has served at once.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxFlight
+}
+
 // BadSignatures returns the number of requests whose signature did not
 // verify.
 func (s *Server) BadSignatures() int {
@@ -234,6 +243,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.calls = append(s.calls, Call{op, region})
+	s.inFlight++
+	s.maxFlight = max(s.maxFlight, s.inFlight)
+	defer s.set(func() { s.inFlight-- })
 	latency, hang, garble := s.latency, s.hang, s.garble
 	throttled := s.throttles > 0
 	if throttled {
