@@ -58,7 +58,7 @@ func main() {
 func run(args []string) int {
 	if len(args) > 0 {
 		switch args[0] {
-		case "copy":
+		case "copy", "cp": // cp: doitintl's alias
 			return copySelf(args[1:])
 		case "check":
 			return resolveAndRun(args[1:], true)
@@ -118,6 +118,9 @@ func newFlags(o *options) *flag.FlagSet {
 	return fs
 }
 
+// legacyEnv are the variables doitintl/secrets-init reads its flags from.
+var legacyEnv = map[string]string{"log-format": "LOG_FORMAT", "exit-early": "EXIT_EARLY"}
+
 // parseFlags reads flags from args, then from SECRETS_INIT_* for the flags
 // args did not set. It returns the command.
 func parseFlags(args []string) (*options, []string, error) {
@@ -135,6 +138,15 @@ func parseFlags(args []string) (*options, []string, error) {
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "SECRETS_INIT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		env, ok := os.LookupEnv(name)
+		if legacy := legacyEnv[f.Name]; !ok && legacy != "" {
+			// doitintl's own variables, honoured only with a value that
+			// makes sense: an application may use LOG_FORMAT for itself.
+			if env, ok = os.LookupEnv(legacy); ok && f.Value.Set(env) != nil {
+				f.Value.Set(f.DefValue)
+				return
+			}
+			name = legacy
+		}
 		if !ok || env == "" || set[f.Name] || f.Name == "i" || f.Name == "version" || err != nil {
 			return
 		}
@@ -391,22 +403,27 @@ func orDash(s string) string {
 	return s
 }
 
-// copySelf copies this executable to DIR/secrets-init, atomically, for an
-// initContainer that hands it to the app's container.
+// copySelf copies this executable (or SRC, in the `cp SRC DIR` form that
+// kube-secrets-init's initContainer uses) to DIR/secrets-init, atomically,
+// for an initContainer that hands it to the app's container.
 func copySelf(args []string) int {
+	src := "/proc/self/exe"
+	if len(args) == 2 {
+		src, args = args[0], args[1:]
+	}
 	if len(args) != 1 || args[0] == "" || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(os.Stderr, "usage: secrets-init copy DIR")
 		return exitUsage
 	}
-	if err := copyTo(args[0]); err != nil {
+	if err := copyTo(src, args[0]); err != nil {
 		fmt.Fprintf(os.Stderr, "secrets-init: copy: %v\n", err)
 		return exitFailed
 	}
 	return 0
 }
 
-func copyTo(dir string) (err error) {
-	src, err := os.Open("/proc/self/exe")
+func copyTo(from, dir string) (err error) {
+	src, err := os.Open(from)
 	if err != nil {
 		return err
 	}

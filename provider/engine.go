@@ -240,6 +240,9 @@ func contextError(ctx context.Context, err error) error {
 func (v *variable) finish(cfg Config) error {
 	val := v.res.Value
 	o := v.ref.Opts
+	if o.File && v.res.FileValue != nil {
+		val = v.res.FileValue
+	}
 	if v.res.Binary && !o.File {
 		return errors.New("the secret is binary: deliver it in a file with ?file")
 	}

@@ -31,7 +31,10 @@ type Result struct {
 	Value   []byte // non-nil on success (an empty secret is []byte{})
 	Version string // the version served, when the store tells it
 	Binary  bool   // the store holds it as binary: deliverable only with ?file
-	Err     error  // why there is no value; never holds the value
+	// FileValue, when set, is what ?file writes instead of Value: the
+	// decoded bytes of a value stored as text, such as an Azure PFX.
+	FileValue []byte
+	Err       error // why there is no value; never holds the value
 }
 
 // Settings are what stores are opened with.

@@ -140,7 +140,7 @@ func (st *store) fetch(ctx context.Context, t provider.Target) provider.Result {
 		if err != nil {
 			return provider.Result{Err: errors.New("the certificate's PFX (" + pkcs12 + ") is not valid base64")}
 		}
-		r.Value, r.Binary = b, true
+		r.FileValue = b // as stored in the environment; decoded in a ?file
 	}
 	return r
 }

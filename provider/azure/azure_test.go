@@ -204,8 +204,8 @@ func TestCertificates(t *testing.T) {
 	setEnv(t, servicePrincipal...)
 	rs := fetch(t, open(t, f, 2), 30*time.Second,
 		"azure:keyvault:"+vaultA+"/secrets/pfx", "azure:keyvault:"+vaultA+"/secrets/pem", "azure:keyvault:"+vaultA+"/secrets/bad-pfx")
-	if r := rs[0]; r.Err != nil || !bytes.Equal(r.Value, pfx) || !r.Binary {
-		t.Errorf("pfx: got %x binary %v, %v; want %x binary", r.Value, r.Binary, r.Err, pfx)
+	if r := rs[0]; r.Err != nil || string(r.Value) != base64.StdEncoding.EncodeToString(pfx) || !bytes.Equal(r.FileValue, pfx) || r.Binary {
+		t.Errorf("pfx: got %q, file value %x, binary %v, %v; want base64, then %x in a file", r.Value, r.FileValue, r.Binary, r.Err, pfx)
 	}
 	if r := rs[1]; r.Err != nil || string(r.Value) != pemCert || r.Binary {
 		t.Errorf("pem: got %q binary %v, %v", r.Value, r.Binary, r.Err)

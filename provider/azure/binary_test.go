@@ -135,6 +135,7 @@ func TestBinaryResolvesEveryForm(t *testing.T) {
 		"APP_VERSION", "@Microsoft.KeyVault(VaultName=alpha;SecretName=db-password;SecretVersion="+v1+")",
 		"PEM", "azure:keyvault:"+vaultB+"/secrets/tls-pem",
 		"PFX_FILE", "azure:keyvault:"+vaultB+"/secrets/tls-pfx?file="+pfxPath,
+		"PFX_AS_STORED", "azure:keyvault:"+vaultB+"/secrets/tls-pfx",
 		"GONE", "azure:keyvault:missing?optional",
 	)
 	r := runBinary(t, f, env...)
@@ -157,6 +158,7 @@ func TestBinaryResolvesEveryForm(t *testing.T) {
 		"APP_VERSION":   "old",
 		"PEM":           pemCert,
 		"PFX_FILE":      pfxPath,
+		"PFX_AS_STORED": base64.StdEncoding.EncodeToString(pfx),
 	}
 	for k, v := range want {
 		if got, ok := r.env[k]; !ok || got != v {
@@ -220,7 +222,6 @@ func TestBinaryErrors(t *testing.T) {
 	f.Put(vaultA, "ok", azurefake.Secret{Value: canary})
 	f.Put(vaultA, "off", azurefake.Secret{Value: canary, Disabled: true})
 	f.Put(vaultA, "json", azurefake.Secret{Value: `{"a":"` + canary + `"}`})
-	f.Put(vaultA, "pfx", azurefake.Secret{Value: base64.StdEncoding.EncodeToString([]byte(canary)), ContentType: "application/x-pkcs12"})
 	f.Put(vaultB, "denied", azurefake.Secret{Value: canary})
 	f.Fail(vaultB, "", azurefake.Fault{Status: 403, Code: "Forbidden", Inner: "ForbiddenByRbac"})
 	failures(t, f, map[string]string{
@@ -229,7 +230,6 @@ func TestBinaryErrors(t *testing.T) {
 		"DISABLED": "the secret is disabled",
 		"DENIED":   `"Key Vault Secrets User" role`,
 		"NOKEY":    "b",
-		"BINARY":   "file",
 	}, append(servicePrincipal,
 		"OK", "azure:keyvault:"+vaultA+"/secrets/ok",
 		"MISSING", "azure:keyvault:"+vaultA+"/secrets/missing",
@@ -237,7 +237,6 @@ func TestBinaryErrors(t *testing.T) {
 		"DISABLED", "azure:keyvault:"+vaultA+"/secrets/off",
 		"DENIED", "@Microsoft.KeyVault(VaultName=beta;SecretName=denied)",
 		"NOKEY", "azure:keyvault:"+vaultA+"/secrets/json#b",
-		"BINARY", "azure:keyvault:"+vaultA+"/secrets/pfx",
 	)...)
 }
 

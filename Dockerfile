@@ -1,0 +1,29 @@
+# secrets-init image: the static binary and CA certificates on an empty base.
+#
+#   As an ENTRYPOINT base:   COPY --from=IMAGE /secrets-init /secrets-init
+#                            ENTRYPOINT ["/secrets-init", "--"]
+#   As an initContainer:     image: IMAGE, args: ["copy", "/helper/bin"]
+#                            (the default command already is `copy /helper/bin`)
+#
+# Build: docker build --build-arg VERSION=$(git describe --tags --always) -t secrets-init .
+# Slim:  docker build --build-arg TAGS='no_gcp no_azure' -t secrets-init:aws-vault .
+
+FROM golang:1.26-bookworm AS build
+ARG VERSION=dev
+ARG TAGS=
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+# The same static build as `make release`.
+RUN CGO_ENABLED=0 go build -trimpath -tags "$TAGS" \
+      -ldflags "-s -w -X main.version=$VERSION" -o /out/secrets-init . \
+ && /out/secrets-init --version
+
+FROM scratch
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /out/secrets-init /secrets-init
+# nobody: the copy step and the supervisor need no privilege.
+USER 65534:65534
+ENTRYPOINT ["/secrets-init"]
+CMD ["copy", "/helper/bin"]
