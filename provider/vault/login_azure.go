@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+
+	"github.com/hashicorp/go-cleanhttp"
 )
 
 // The azure login follows the protocol of Vault's official helper
@@ -56,7 +58,9 @@ func callJSON(ctx context.Context, method, u string, body io.Reader, h http.Head
 		return err
 	}
 	req.Header = h
-	resp, err := http.DefaultClient.Do(req)
+	c := cleanhttp.DefaultClient() // its own connections, released below
+	defer c.CloseIdleConnections()
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}

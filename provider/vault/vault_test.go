@@ -506,3 +506,35 @@ func TestAWSIAMLoginData(t *testing.T) {
 		t.Error("the login data hold the secret access key")
 	}
 }
+
+// BenchmarkFetch resolves 50 secrets of one KV v2 mount over HTTP: one
+// mount lookup, then 50 reads.
+func BenchmarkFetch(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/sys/internal/ui/mounts/") {
+			fmt.Fprint(w, `{"data":{"path":"secret/","type":"kv","options":{"version":"2"}}}`)
+			return
+		}
+		fmt.Fprint(w, `{"data":{"data":{"user":"u","password":"p"},"metadata":{"version":1}}}`)
+	}))
+	defer srv.Close()
+	b.Setenv("VAULT_ADDR", srv.URL)
+	b.Setenv("VAULT_TOKEN", "t")
+	targets := make([]provider.Target, 50)
+	for i := range targets {
+		targets[i] = provider.Target{Kind: provider.Vault, Name: fmt.Sprintf("secret/app%d", i)}
+	}
+	s := settings()
+	s.Limit = provider.NewLimiter(16)
+	for b.Loop() {
+		p, err := Open(b.Context(), s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range p.Fetch(b.Context(), targets) {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+	}
+}
