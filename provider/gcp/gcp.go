@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -253,6 +254,10 @@ func metadataHost() string {
 // access token (which the clients then share), within ctx.
 func findCredentials(ctx context.Context) (*auth.Credentials, error) {
 	tried := "tried GOOGLE_APPLICATION_CREDENTIALS, gcloud's application default credentials, the metadata server at " + metadataHost()
+	invalid := "none found, or gcloud's credentials file is not valid"
+	if os.Getenv("GOOGLE_APPLICATION_CREDENTIALS") != "" { // ADC looks no further
+		tried, invalid = "from the file in GOOGLE_APPLICATION_CREDENTIALS", "the file is not a valid credentials file"
+	}
 	type found struct {
 		creds *auth.Credentials
 		err   error
@@ -272,8 +277,12 @@ func findCredentials(ctx context.Context) (*auth.Credentials, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("looking for Google credentials (%s): %w", tried, ctx.Err())
 	}
-	if f.err != nil {
-		return nil, fmt.Errorf("no Google credentials (%s): %v", tried, f.err)
+	if f.err != nil { // its message can quote a credentials file: keep only file-system errors
+		var pe *fs.PathError
+		if errors.As(f.err, &pe) {
+			return nil, fmt.Errorf("no Google credentials (%s): %v", tried, pe)
+		}
+		return nil, fmt.Errorf("no Google credentials (%s): %s", tried, invalid)
 	}
 	if _, err := f.creds.Token(ctx); err != nil {
 		return nil, fmt.Errorf("getting a Google access token (%s): %w", tried, err)

@@ -348,6 +348,38 @@ func TestMetadataServerCredentials(t *testing.T) {
 	}
 }
 
+// TestBadCredentialsFile: ADC stops at GOOGLE_APPLICATION_CREDENTIALS, so a
+// missing or broken file is an error that names the variable and never
+// quotes the file.
+func TestBadCredentialsFile(t *testing.T) {
+	broken := filepath.Join(t.TempDir(), "broken.json")
+	if err := os.WriteFile(broken, []byte(`{"type":"service_account","private_key":"`+canary+`"`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrongType := filepath.Join(t.TempDir(), "wrong.json")
+	if err := os.WriteFile(wrongType, []byte(`{"type":"`+canary+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{filepath.Join(t.TempDir(), "missing.json"), broken, wrongType} {
+		isolate(t)
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", file)
+		l := silentListener(t)
+		t.Setenv("GCE_METADATA_HOST", l.addr)
+		p, err := Open(context.Background(), settings("p"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := fetch(t, p, 10*time.Second, "gcp:secretmanager:s")[0]
+		if r.Err == nil || !strings.Contains(r.Err.Error(), "no Google credentials (from the file in GOOGLE_APPLICATION_CREDENTIALS)") ||
+			strings.Contains(r.Err.Error(), canary) || strings.Contains(r.Err.Error(), "\n") {
+			t.Errorf("%s: %v", filepath.Base(file), r.Err)
+		}
+		if n := l.accepted(); n != 0 {
+			t.Errorf("%s: the metadata server got %d connections", filepath.Base(file), n)
+		}
+	}
+}
+
 // TestEmulator goes through Open, configured by SECRET_MANAGER_EMULATOR_HOST
 // only: every location is served by the emulator, without credentials.
 func TestEmulator(t *testing.T) {
