@@ -18,11 +18,16 @@ COPY . .
 # The same static build as `make release`.
 RUN CGO_ENABLED=0 go build -trimpath -tags "$TAGS" \
       -ldflags "-s -w -X main.version=$VERSION" -o /out/secrets-init . \
- && /out/secrets-init --version
+ && /out/secrets-init --version \
+ && mkdir -p /out/root/usr/local/bin \
+ && mv /out/secrets-init /out/root/secrets-init \
+ && ln -s /secrets-init /out/root/usr/local/bin/secrets-init
 
 FROM scratch
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY --from=build /out/secrets-init /secrets-init
+# /secrets-init, as doitintl's image has it, and /usr/local/bin/secrets-init
+# (a symlink), the path kube-secrets-init's initContainer copies from.
+COPY --from=build /out/root/ /
 # nobody: the copy step and the supervisor need no privilege.
 USER 65534:65534
 ENTRYPOINT ["/secrets-init"]
