@@ -360,7 +360,11 @@ func TestBadCredentialsFile(t *testing.T) {
 	if err := os.WriteFile(wrongType, []byte(`{"type":"`+canary+`"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, file := range []string{filepath.Join(t.TempDir(), "missing.json"), broken, wrongType} {
+	badKey := filepath.Join(t.TempDir(), "badkey.json")
+	if err := os.WriteFile(badKey, []byte(`{"type":"service_account","project_id":"p","client_email":"a@p.iam.gserviceaccount.com","private_key":"`+canary+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{filepath.Join(t.TempDir(), "missing.json"), broken, wrongType, badKey} {
 		isolate(t)
 		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", file)
 		l := silentListener(t)
