@@ -49,7 +49,9 @@ var processEnv = sync.OnceValues(func() (*env, error) {
 	return loadEnv(context.Background())
 })
 
-// loadEnv loads the SDK configuration from the process environment.
+// loadEnv loads the SDK configuration from the process environment. With
+// a retryer of its own, the SDK leaves AWS_MAX_ATTEMPTS and AWS_RETRY_MODE
+// (and a profile's max_attempts) to the application, which gets AWS_*.
 func loadEnv(ctx context.Context) (*env, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(newRetryer), config.WithHTTPClient(awshttp.NewBuildableClient()))
 	if err != nil {

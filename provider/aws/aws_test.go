@@ -482,9 +482,11 @@ func TestCredentialErrors(t *testing.T) {
 	})
 }
 
-// Throttled calls are retried beyond the SDK's default of 3 attempts.
+// Throttled calls are retried beyond the SDK's default of 3 attempts, and
+// beyond the application's AWS_MAX_ATTEMPTS.
 func TestThrottled(t *testing.T) {
 	f := newFake(t, "us-east-1")
+	t.Setenv("AWS_MAX_ATTEMPTS", "2")
 	f.PutSecret("us-east-1", "a", awsfake.Secret{String: "v"})
 	f.Throttle(4)
 	if r := resolve(t, "aws:secretsmanager:a"); string(r[0].Value) != "v" {
