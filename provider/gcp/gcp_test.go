@@ -503,6 +503,18 @@ func TestRetryUntilDeadline(t *testing.T) {
 	}
 }
 
+// TestThrottled: ResourceExhausted answers are retried until one succeeds.
+func TestThrottled(t *testing.T) {
+	isolate(t)
+	f := startFake(t)
+	f.Add("projects/p/secrets/s", []byte("after throttling"))
+	f.Throttle(3)
+	r := fetch(t, fakeStore(settings(""), map[string]*gcpfake.Server{"": f}), 10*time.Second, "gcp:secretmanager:projects/p/secrets/s")[0]
+	if string(r.Value) != "after throttling" || r.Err != nil || len(f.Requests()) != 4 {
+		t.Errorf("got %q, %v after %d calls; want the value at the 4th call", r.Value, r.Err, len(f.Requests()))
+	}
+}
+
 // TestLimitSkipped checks that targets the limiter never started, because
 // the context ended, still get an error.
 func TestLimitSkipped(t *testing.T) {

@@ -53,6 +53,7 @@ type Server struct {
 	latency  time.Duration
 	corrupt  bool // send a wrong data_crc32c
 	noCRC    bool // send no data_crc32c
+	throttle int  // calls still to answer ResourceExhausted
 	conns    int  // connections accepted
 	open     int  // connections not yet closed
 }
@@ -171,6 +172,14 @@ func (s *Server) DisableAPI(project string) {
 	s.disabled[project] = true
 }
 
+// Throttle makes the next n calls answer ResourceExhausted, as a project
+// over its quota does.
+func (s *Server) Throttle(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.throttle = n
+}
+
 // SetLatency makes every call take at least d.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
@@ -232,6 +241,10 @@ func (s *Server) AccessSecretVersion(ctx context.Context, req *secretmanagerpb.A
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.throttle > 0 {
+		s.throttle--
+		return nil, status.Error(codes.ResourceExhausted, "Quota exceeded for quota metric 'Access requests' of service 'secretmanager.googleapis.com'.")
+	}
 	i := strings.LastIndex(req.GetName(), "/versions/")
 	if i < 0 {
 		i = len(req.GetName())
