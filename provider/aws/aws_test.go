@@ -453,7 +453,7 @@ func TestCredentialErrors(t *testing.T) {
 		os.Unsetenv("AWS_ACCESS_KEY_ID")
 		os.Unsetenv("AWS_SECRET_ACCESS_KEY")
 		for _, r := range resolve(t, "aws:secretsmanager:a", "aws:secretsmanager:b") {
-			if r.Err == nil || !strings.HasPrefix(r.Err.Error(), "no AWS credentials (tried: env AWS_ACCESS_KEY_ID, shared config/credentials profile, web identity (IRSA), EKS Pod Identity, ECS task role, EC2 IMDS)") {
+			if r.Err == nil || !strings.HasPrefix(r.Err.Error(), "no AWS credentials (tried: env AWS_ACCESS_KEY_ID, shared config/credentials profile, web identity (IRSA), EKS Pod Identity, ECS task role, EC2 IMDS; IMDS said: access disabled") {
 				t.Errorf("error %v", r.Err)
 			}
 		}

@@ -27,7 +27,7 @@ func (e *env) checkCredentials(ctx context.Context) error {
 		// The chain ends at IMDS when no other source is configured.
 		var oe *smithy.OperationError
 		if errors.As(err, &oe) && oe.ServiceID == "ec2imds" {
-			return fmt.Errorf("no AWS credentials (tried: %s)", credentialSources)
+			return fmt.Errorf("no AWS credentials (tried: %s; IMDS said: %s)", credentialSources, oneLine(oe.Err.Error()))
 		}
 		return fmt.Errorf("cannot get AWS credentials: %s", oneLine(err.Error()))
 	}
