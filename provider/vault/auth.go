@@ -90,7 +90,7 @@ func authFromEnv() (login, error) {
 	role := os.Getenv("VAULT_ROLE")
 	needRole := func() error {
 		if role == "" {
-			return fmt.Errorf("VAULT_AUTH_METHOD=%s needs VAULT_ROLE (the Vault role to log in as)", method)
+			return fmt.Errorf("the %s login needs VAULT_ROLE (the Vault role to log in as)", method)
 		}
 		return nil
 	}
