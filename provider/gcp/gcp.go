@@ -91,6 +91,9 @@ type call struct {
 // Fetch resolves every target with one AccessSecretVersion call each, run
 // concurrently under the engine's limit over one connection per endpoint.
 func (s *store) Fetch(ctx context.Context, targets []provider.Target) []provider.Result {
+	if len(targets) == 0 {
+		return nil
+	}
 	opts := []option.ClientOption{option.WithLogger(quiet), option.WithTelemetryDisabled()}
 	var creds *auth.Credentials
 	if s.plaintext {

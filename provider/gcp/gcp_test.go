@@ -603,10 +603,24 @@ func TestNoMetadataServer(t *testing.T) {
 		}
 	}
 
+	// No target, no lookup.
+	isolate(t)
+	l := silentListener(t)
+	t.Setenv("GCE_METADATA_HOST", l.addr)
+	p, err := Open(context.Background(), settings(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if rs := p.Fetch(ctx, nil); len(rs) != 0 || l.accepted() != 0 {
+		t.Errorf("Fetch of no targets: %d results, %d metadata connections", len(rs), l.accepted())
+	}
+
 	// Against an emulator no credentials are needed, but a short reference
 	// without a configured project still asks the metadata server.
 	isolate(t)
-	l := silentListener(t)
+	l = silentListener(t)
 	t.Setenv("GCE_METADATA_HOST", l.addr)
 	f := startFake(t)
 	r := fetch(t, fakeStore(settings(""), map[string]*gcpfake.Server{"": f}), time.Second, "gcp:secretmanager:s")[0]
