@@ -271,16 +271,21 @@ func preflight(ctx context.Context, client *api.Client, name string) (mount, err
 }
 
 // parseMount reads a sys/internal/ui/mounts answer. No answer (a Vault
-// without the endpoint) or no path in it means a KV v1 mount at the first
-// segment, as the vault CLI assumes.
+// without the endpoint) or no usable path in it means a KV v1 mount at the
+// first segment, as the vault CLI assumes.
 func parseMount(secret *api.Secret, name string) mount {
 	first := strings.SplitN(name, "/", 2)[0] + "/"
 	if secret == nil {
 		return mount{path: first, kv: 1}
 	}
 	path, _ := secret.Data["path"].(string)
-	if path == "" || !strings.HasPrefix(name+"/", path) {
+	// The mount's path is relative to the namespace: a namespace written
+	// in the reference's path (ns1/secret/app) stays in front of it.
+	switch i := strings.Index("/"+name+"/", "/"+path); {
+	case path == "" || i < 0:
 		path = first
+	default:
+		path = name[:i] + path
 	}
 	m := mount{path: path}
 	typ, _ := secret.Data["type"].(string)

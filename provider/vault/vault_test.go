@@ -61,6 +61,8 @@ func TestParseMount(t *testing.T) {
 		{"old/app", secret(map[string]any{"path": "old/", "type": "generic"}), mount{"old/", 1}},
 		{"team/a/kv/x", secret(map[string]any{"path": "team/a/kv/", "type": "kv", "options": map[string]any{"version": "2"}}), mount{"team/a/kv/", 2}},
 		{"database/creds/app", secret(map[string]any{"path": "database/", "type": "database"}), mount{"database/", 0}},
+		{"ns1/secret/app", secret(map[string]any{"path": "secret/", "type": "kv", "options": map[string]any{"version": "2"}}), mount{"ns1/secret/", 2}},
+		{"secret", secret(map[string]any{"path": "secret/", "type": "kv"}), mount{"secret/", 1}},
 		{"x/y", secret(map[string]any{"type": "kv"}), mount{"x/", 1}},
 		{"x/y", secret(map[string]any{"path": "other/", "type": "kv"}), mount{"x/", 1}},
 	} {
