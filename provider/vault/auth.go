@@ -83,21 +83,26 @@ func authFromEnv() (login, error) {
 	if method == "" {
 		method = defaultMethod()
 	}
-	mount := strings.Trim(strings.TrimPrefix(strings.Trim(os.Getenv("VAULT_PATH"), "/"), "auth/"), "/")
-	if mount == "" {
-		mount = defaultMounts[method]
-	}
-	role := os.Getenv("VAULT_ROLE")
-	needRole := func() error {
-		if role == "" {
-			return fmt.Errorf("the %s login needs VAULT_ROLE (the Vault role to log in as)", method)
-		}
-		return nil
-	}
-	var m api.AuthMethod
 	switch method {
 	case "token":
 		return tokenFromEnv()
+	case "":
+		return nil, errors.New("no Vault credentials: set VAULT_TOKEN, VAULT_TOKEN_FILE or VAULT_AUTH_METHOD (there is no ~/.vault-token and no Kubernetes service-account token)")
+	}
+	spec, ok := authMethods[method]
+	if !ok {
+		return nil, fmt.Errorf("unknown VAULT_AUTH_METHOD %q (known: token, kubernetes, approle, jwt, aws-iam, gcp-iam, gcp-gce, azure)", method)
+	}
+	role := os.Getenv("VAULT_ROLE")
+	if spec.needsRole && role == "" {
+		return nil, fmt.Errorf("the %s login needs VAULT_ROLE (the Vault role to log in as)", method)
+	}
+	mount := strings.Trim(strings.TrimPrefix(strings.Trim(os.Getenv("VAULT_PATH"), "/"), "auth/"), "/")
+	if mount == "" {
+		mount = spec.mount
+	}
+	var m api.AuthMethod
+	switch method {
 	case "approle":
 		a, err := appRole(mount)
 		if err != nil {
@@ -105,9 +110,6 @@ func authFromEnv() (login, error) {
 		}
 		m = a
 	case "kubernetes":
-		if err := needRole(); err != nil {
-			return nil, err
-		}
 		m = loginFunc(func(ctx context.Context, c *api.Client) (*api.Secret, error) {
 			jwt, err := jwtFromEnv()
 			if err != nil {
@@ -120,42 +122,35 @@ func authFromEnv() (login, error) {
 			return k.Login(ctx, c)
 		})
 	case "jwt":
-		if err := needRole(); err != nil {
-			return nil, err
-		}
 		m = writeLogin(mount, func(context.Context) (map[string]any, error) {
 			jwt, err := jwtFromEnv()
 			return map[string]any{"role": role, "jwt": jwt}, err
 		})
-	case "aws-iam":
-		m = writeLogin(mount, func(ctx context.Context) (map[string]any, error) { return awsIAMLogin(ctx, role) })
-	case "gcp-gce":
-		if err := needRole(); err != nil {
-			return nil, err
-		}
-		m = writeLogin(mount, func(ctx context.Context) (map[string]any, error) { return gcpGCELogin(ctx, role) })
-	case "gcp-iam":
-		if err := needRole(); err != nil {
-			return nil, err
-		}
-		m = writeLogin(mount, func(ctx context.Context) (map[string]any, error) { return gcpIAMLogin(ctx, role) })
-	case "azure":
-		if err := needRole(); err != nil {
-			return nil, err
-		}
-		m = writeLogin(mount, func(ctx context.Context) (map[string]any, error) { return azureLogin(ctx, role) })
-	case "":
-		return nil, errors.New("no Vault credentials: set VAULT_TOKEN, VAULT_TOKEN_FILE or VAULT_AUTH_METHOD (there is no ~/.vault-token and no Kubernetes service-account token)")
 	default:
-		return nil, fmt.Errorf("unknown VAULT_AUTH_METHOD %q (known: token, kubernetes, approle, jwt, aws-iam, gcp-iam, gcp-gce, azure)", method)
+		data := cloudLogins[method]
+		m = writeLogin(mount, func(ctx context.Context) (map[string]any, error) { return data(ctx, role) })
 	}
 	return methodLogin{name: method, mount: mount, method: m}, nil
 }
 
-// defaultMounts are the auth mounts used when VAULT_PATH is not set.
-var defaultMounts = map[string]string{
-	"kubernetes": "kubernetes", "approle": "approle", "jwt": "jwt",
-	"aws-iam": "aws", "gcp-iam": "gcp", "gcp-gce": "gcp", "azure": "azure",
+// cloudLogins make the login data of the cloud auth methods for a role.
+var cloudLogins = map[string]func(ctx context.Context, role string) (map[string]any, error){
+	"aws-iam": awsIAMLogin, "gcp-gce": gcpGCELogin, "gcp-iam": gcpIAMLogin, "azure": azureLogin,
+}
+
+// authMethods are the VAULT_AUTH_METHOD values that log in: their default
+// auth mount (VAULT_PATH overrides it) and whether they need VAULT_ROLE.
+var authMethods = map[string]struct {
+	mount     string
+	needsRole bool
+}{
+	"kubernetes": {"kubernetes", true},
+	"approle":    {"approle", false},
+	"jwt":        {"jwt", true},
+	"aws-iam":    {"aws", false}, // Vault defaults the role to the IAM role's name
+	"gcp-iam":    {"gcp", true},
+	"gcp-gce":    {"gcp", true},
+	"azure":      {"azure", true},
 }
 
 // defaultMethod picks the auth method when VAULT_AUTH_METHOD is not set
