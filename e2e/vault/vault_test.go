@@ -562,6 +562,9 @@ func TestVault(t *testing.T) {
 				t.Errorf("the child got %s=%q", k, v)
 			}
 		}
+		// unless passed through, as vault-env's VAULT_ENV_PASSTHROUGH does
+		s.run(t, with(tok, "X", "vault:secret/app#user", "VAULT_ENV_PASSTHROUGH", "VAULT_TOKEN")).
+			ok(t, map[string]string{"X": "alice", "VAULT_TOKEN": f.reader})
 	})
 
 	t.Run("TokenFile", func(t *testing.T) {
