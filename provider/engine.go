@@ -159,15 +159,19 @@ func fetch(ctx context.Context, cfg Config, vars []*variable) {
 			answers <- answer{kind, rs, time.Since(start)}
 		}()
 	}
-	// Wait for every store, or for the deadline: a store that ignores its
+	// Wait for every store, or for the deadline and a short grace, in which
+	// stores report why they ran out of time: a store that ignores its
 	// context must not keep the command from starting or failing.
 	got := map[Kind]answer{}
+	done, grace := ctx.Done(), (<-chan time.Time)(nil)
 wait:
-	for range byKind {
+	for len(got) < len(byKind) {
 		select {
 		case a := <-answers:
 			got[a.kind] = a
-		case <-ctx.Done():
+		case <-done:
+			done, grace = nil, time.After(graceAfterDeadline)
+		case <-grace:
 			break wait
 		}
 	}
@@ -216,6 +220,10 @@ func fetchKind(ctx context.Context, open Opener, s Settings, kind Kind, targets 
 	return rs
 }
 
+// graceAfterDeadline is how long stores may take, once the deadline has
+// passed, to say why they ran out of time.
+const graceAfterDeadline = 250 * time.Millisecond
+
 // deadlineError is the cause of a resolution that ran out of time.
 type deadlineError struct{ d time.Duration }
 
@@ -224,15 +232,16 @@ func (e deadlineError) Error() string {
 }
 
 // contextError explains err in terms of the resolution's end, when the
-// context ended it.
+// context ended it, keeping what the store said it was doing.
 func contextError(ctx context.Context, err error) error {
-	if ctx.Err() == nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || err == ctx.Err()) {
+	cause := context.Cause(ctx)
+	if cause == nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 		return err
 	}
-	if cause := context.Cause(ctx); cause != nil {
+	if err == ctx.Err() || err.Error() == ctx.Err().Error() {
 		return cause
 	}
-	return err
+	return fmt.Errorf("%v: %w", cause, err)
 }
 
 // finish turns a fetched value into what the variable is given: it applies

@@ -75,7 +75,7 @@ func (p memProvider) Fetch(ctx context.Context, targets []Target) []Result {
 		case <-time.After(m.latency):
 		case <-ctx.Done():
 			for i := c * batch; i < min((c+1)*batch, len(targets)); i++ {
-				rs[i].Err = ctx.Err()
+				rs[i].Err = fmt.Errorf("waiting for the fake: %w", ctx.Err())
 			}
 			return
 		}
@@ -389,8 +389,12 @@ func TestResolveDeadline(t *testing.T) {
 		cfg := config(t, m)
 		cfg.Timeout = 50 * time.Millisecond
 		_, err := resolve(t, cfg, "A=gcp:secretmanager:s", "B=secretfile:/nonexistent?optional")
-		if err == nil || !strings.Contains(err.Error(), "A: gcp:secretmanager:s: deadline of 50ms exceeded") {
-			t.Errorf("hang=%v: err = %v, want the deadline named", hang, err)
+		want := "A: gcp:secretmanager:s: deadline of 50ms exceeded (--timeout): waiting for the fake: context deadline exceeded"
+		if hang {
+			want = "A: gcp:secretmanager:s: deadline of 50ms exceeded (--timeout)"
+		}
+		if err == nil || err.Error() != want {
+			t.Errorf("hang=%v: err = %v\nwant %s", hang, err, want)
 		}
 	}
 }
