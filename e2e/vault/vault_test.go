@@ -708,3 +708,17 @@ func TestSealed(t *testing.T) {
 		t.Error("read a sealed Vault's data path")
 	}
 }
+
+func TestTLS(t *testing.T) {
+	s := newServer(t)
+	s.write(t, "secret/app", map[string]any{"user": "alice", "pass": canary})
+	target, _ := url.Parse(s.addr)
+	px := httptest.NewTLSServer(httputil.NewSingleHostReverseProxy(target))
+	t.Cleanup(px.Close)
+	s.proxy = px.URL
+	ca := file(t, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: px.Certificate().Raw})))
+	vars := map[string]string{"VAULT_TOKEN": s.root.Token(), "X": "vault:secret/app#user"}
+	s.run(t, vars).failed(t, "X", "unknown authority", "VAULT_CACERT")
+	vars["VAULT_CACERT"] = ca
+	s.run(t, vars).ok(t, map[string]string{"X": "alice"})
+}
