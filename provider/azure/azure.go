@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -38,6 +39,9 @@ const pkcs12 = "application/x-pkcs12"
 // Open returns the Key Vault store, reading the process environment. It
 // does no network I/O: the credential and clients work on first Fetch.
 func Open(_ context.Context, s provider.Settings) (provider.Provider, error) {
+	// AZURE_SDK_GO_LOGGING=all makes the SDK log requests and responses to
+	// stderr: no SDK log line may carry a value or a token.
+	azlog.SetListener(nil)
 	st, err := newStore(s, http.DefaultTransport.(*http.Transport).Clone())
 	if err != nil {
 		return nil, err

@@ -120,6 +120,7 @@ func TestBinaryResolvesEveryForm(t *testing.T) {
 
 	env := append(servicePrincipal,
 		"AZURE_KEY_VAULT_URL", vaultA+"/",
+		"AZURE_SDK_GO_LOGGING", "all", // the SDK's own logging must stay silent
 		"PLAIN", "not-a-reference",
 		"URL_CURRENT", "azure:keyvault:"+vaultA+"/secrets/db-password",
 		"URL_VERSION", "azure:keyvault:"+vaultA+"/secrets/db-password/"+v1,
@@ -141,6 +142,9 @@ func TestBinaryResolvesEveryForm(t *testing.T) {
 	r := runBinary(t, f, env...)
 	if r.code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	if r.stderr != "" {
+		t.Errorf("stderr is not empty (with AZURE_SDK_GO_LOGGING=all):\n%s", r.stderr)
 	}
 	want := map[string]string{
 		"PLAIN":         "not-a-reference",
