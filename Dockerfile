@@ -16,7 +16,8 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 # The same static build as `make release`.
-RUN CGO_ENABLED=0 go build -trimpath -tags "$TAGS" \
+# grpcnotrace: see the Makefile (it keeps the binary 8 MB smaller).
+RUN CGO_ENABLED=0 go build -trimpath -tags "grpcnotrace $TAGS" \
       -ldflags "-s -w -X main.version=$VERSION" -o /out/secrets-init . \
  && /out/secrets-init --version \
  && mkdir -p /out/root/usr/local/bin \

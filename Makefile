@@ -9,6 +9,9 @@
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TAGS      ?=
+# grpcnotrace keeps golang.org/x/net/trace (and the html/template it brings,
+# which stops the linker from dropping unused methods) out: 28.6 MB to 20.3 MB.
+BUILDTAGS := grpcnotrace $(TAGS)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 20s
 E2E       := $(wildcard e2e/*/go.mod)
@@ -16,7 +19,7 @@ E2E       := $(wildcard e2e/*/go.mod)
 .PHONY: build test vet unit fuzz e2e release bench demo example clean
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o secrets-init .
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o secrets-init .
 
 test: vet unit fuzz e2e
 
@@ -40,7 +43,7 @@ e2e:
 release:
 	@mkdir -p dist
 	@for arch in amd64 arm64; do \
-		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o dist/secrets-init-linux-$$arch . || exit 1; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o dist/secrets-init-linux-$$arch . || exit 1; \
 	done
 	@cd dist && sha256sum secrets-init-linux-* > SHA256SUMS && ls -l secrets-init-linux-* | awk '{printf "%-28s %8.1f MB\n", $$9, $$5/1e6}'
 
