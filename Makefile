@@ -56,3 +56,6 @@ clean:
 
 example: build
 	./secrets-init --env-file examples/local/app.env -- sh examples/local/show.sh
+
+demo: build
+	$(GO) run ./internal/demo ./secrets-init
