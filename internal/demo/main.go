@@ -202,9 +202,9 @@ func start() (_ *world, err error) {
 		w.vars = append(w.vars, name+"="+ref)
 		w.want[name] = value
 	}
-	add("DB_PASSWORD", dbARN+":password", dbPassword)                   // Secrets Manager ARN + ECS JSON key
-	add("DB_USER", "aws:secretsmanager:prod/db:username", dbUser)       // short form, same secret: one fetch
-	add("API_URL", "aws:ssm:/prod/api/url", apiURL)                     // SSM SecureString, decrypted
+	add("DB_PASSWORD", dbARN+":password", dbPassword)             // Secrets Manager ARN + ECS JSON key
+	add("DB_USER", "aws:secretsmanager:prod/db:username", dbUser) // short form, same secret: one fetch
+	add("API_URL", "aws:ssm:/prod/api/url", apiURL)               // SSM SecureString, decrypted
 	add("STRIPE_KEY", "gcp:secretmanager:projects/"+project+"/secrets/stripe-key", stripeKey)
 	add("SENDGRID_KEY", "gcp:secretmanager:sendgrid-key?trim", sendgrid) // short form, project from GOOGLE_CLOUD_PROJECT
 	add("REDIS_PASSWORD", "azure:keyvault:"+vault+"/secrets/redis-password", redisPass)
