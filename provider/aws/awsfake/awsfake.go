@@ -67,6 +67,11 @@ type Server struct {
 	maxFlight int
 	latency   time.Duration
 	throttles int
+	throttled int     // requests answered ThrottlingException
+	rate      float64 // SetRateLimit's requests per second; 0: no limit
+	burst     float64
+	tokens    float64 // the rate limit's bucket
+	refilled  time.Time
 	hang      bool
 	garble    bool
 	opFails   map[string]apiError
@@ -142,6 +147,25 @@ func (s *Server) SetLatency(d time.Duration) { s.set(func() { s.latency = d }) }
 
 // Throttle answers the next n requests with ThrottlingException.
 func (s *Server) Throttle(n int) { s.set(func() { s.throttles = n }) }
+
+// SetRateLimit answers ThrottlingException to the requests above
+// perSecond requests per second, as AWS's per-account API rate limits do:
+// a token bucket of burst requests, full at first, refilled at perSecond.
+// Every request with a valid signature takes a token (throttled ones take
+// none); perSecond 0 removes the limit.
+func (s *Server) SetRateLimit(perSecond float64, burst int) {
+	s.set(func() {
+		s.rate, s.burst, s.tokens, s.refilled = perSecond, float64(burst), float64(burst), time.Now()
+	})
+}
+
+// Throttled returns the number of requests answered ThrottlingException,
+// by Throttle or by the rate limit.
+func (s *Server) Throttled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.throttled
+}
 
 // Hang makes every request wait until its client gives up.
 func (s *Server) Hang() { s.set(func() { s.hang = true }) }
@@ -250,6 +274,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	throttled := s.throttles > 0
 	if throttled {
 		s.throttles--
+	} else if s.rate > 0 {
+		now := time.Now()
+		s.tokens = min(s.burst, s.tokens+now.Sub(s.refilled).Seconds()*s.rate)
+		s.refilled = now
+		if s.tokens >= 1 {
+			s.tokens--
+		} else {
+			throttled = true
+		}
+	}
+	if throttled {
+		s.throttled++
 	}
 	fail, failed := s.opFails[op]
 	if !failed {
