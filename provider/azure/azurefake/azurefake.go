@@ -135,6 +135,8 @@ type Server struct {
 	inFlight int // authorized secret reads being answered
 	maxIn    int
 	latency  time.Duration
+	rtt      time.Duration     // SetRequestLatency's delay of every request
+	nReqs    int               // HTTPS requests received
 	resource map[string]string // vault host → resource its challenge names instead
 }
 
@@ -211,6 +213,23 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.latency = d
+}
+
+// SetRequestLatency makes every HTTPS request, Entra ID's and Key Vault's
+// (challenges included), wait d before it is answered, as across a network
+// with that round-trip time. SetLatency's delay of secret reads comes on top.
+func (s *Server) SetRequestLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rtt = d
+}
+
+// Requests returns how many HTTPS requests the fake has received: Entra
+// ID's (discovery, metadata, tokens) and Key Vault's, challenges included.
+func (s *Server) Requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nReqs
 }
 
 // Challenge makes the vault's 401 challenge name resource instead of its
@@ -318,6 +337,17 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.nReqs++
+	rtt := s.rtt
+	s.mu.Unlock()
+	if rtt > 0 {
+		select {
+		case <-time.After(rtt):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	host := hostOf(r.Host)
 	if isLogin(host) {
 		s.serveEntra(w, r, host)
