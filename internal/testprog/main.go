@@ -1,0 +1,310 @@
+// Command testprog is the child side of the process-behaviour tests of
+// secrets-init (init_test.go): small, scriptable behaviours that the tests
+// observe from outside. It is not part of secrets-init.
+//
+// Every line it prints is a space-separated record whose first word names
+// it, so that a test can pick its records out of a shared stream.
+//
+//	testprog sleep                    block forever
+//	testprog exit N                   print "pid PID PPID", exit with code N
+//	testprog kill-self SIG            die by signal SIG (name or number)
+//	testprog touch FILE               create FILE, exit 0
+//	testprog env                      copy /proc/self/environ to stdout, byte for byte
+//	testprog stdio                    report fds 0-2 on stderr, copy stdin to stdout, exit 0
+//	testprog trap ROLE [spawn]        record signals; with spawn, first start a
+//	                                  "trap grandchild" in the same process group
+//	testprog orphans N MODE           make N orphans (MODE cat: exit when released;
+//	                                  sleep: sleep forever), then obey stdin
+//	testprog tty                      report the terminal, then record signals
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fatalf("usage: testprog COMMAND [ARG...]")
+	}
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "sleep":
+		for {
+			time.Sleep(time.Hour)
+		}
+	case "exit":
+		fmt.Printf("pid %d %d\n", os.Getpid(), os.Getppid())
+		os.Exit(atoi(arg(args, 0)))
+	case "kill-self":
+		killSelf(arg(args, 0))
+	case "touch":
+		if err := os.WriteFile(arg(args, 0), []byte("started\n"), 0o644); err != nil {
+			fatalf("%v", err)
+		}
+	case "env":
+		b, err := os.ReadFile("/proc/self/environ")
+		if err != nil {
+			fatalf("%v", err)
+		}
+		os.Stdout.Write(b)
+	case "stdio":
+		stdio()
+	case "trap":
+		trap(arg(args, 0), len(args) > 1 && args[1] == "spawn")
+	case "middle":
+		middle(atoi(arg(args, 0)), arg(args, 1))
+	case "orphans":
+		orphans(atoi(arg(args, 0)), arg(args, 1))
+	case "tty":
+		tty()
+	default:
+		fatalf("unknown command %q", os.Args[1])
+	}
+}
+
+func fatalf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "testprog: "+format+"\n", a...)
+	os.Exit(100)
+}
+
+func arg(args []string, i int) string {
+	if i >= len(args) {
+		fatalf("missing argument %d", i+1)
+	}
+	return args[i]
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	return n
+}
+
+func parseSignal(s string) syscall.Signal {
+	if n, err := strconv.Atoi(s); err == nil {
+		return syscall.Signal(n)
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	sig := unix.SignalNum(name)
+	if sig == 0 {
+		fatalf("unknown signal %q", s)
+	}
+	return sig
+}
+
+func killSelf(s string) {
+	sig := parseSignal(s)
+	signal.Reset(sig)
+	syscall.Kill(os.Getpid(), sig)
+	time.Sleep(time.Minute) // the signal kills us first
+	fatalf("still alive after %v", sig)
+}
+
+// stdio tells on stderr what fds 0, 1 and 2 are, copies stdin to stdout
+// until EOF, then writes a last line on stderr.
+func stdio() {
+	for fd := 0; fd < 3; fd++ {
+		link, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+		if err != nil {
+			link = "error:" + err.Error()
+		}
+		fmt.Fprintf(os.Stderr, "fd%d %s\n", fd, link)
+	}
+	n, err := io.Copy(os.Stdout, os.Stdin)
+	if err != nil {
+		fatalf("copy: %v", err)
+	}
+	fmt.Fprintf(os.Stderr, "copied %d\n", n)
+}
+
+// out serialises whole lines on stdout: a child and its grandchild share
+// the pipe, and each line is written with one write(2).
+var outMu sync.Mutex
+
+func say(format string, a ...any) {
+	outMu.Lock()
+	defer outMu.Unlock()
+	os.Stdout.WriteString(fmt.Sprintf(format, a...) + "\n")
+}
+
+// trap records every signal it gets as "sig ROLE PID PGID NAME". It says
+// "ready ROLE PID PGID PPID" once its handlers are in place (and, with
+// spawn, once its grandchild is ready). It exits 0 at EOF on stdin, except
+// in the role "grandchild", which never exits by itself.
+func trap(role string, spawn bool) {
+	c := make(chan os.Signal, 64)
+	signal.Notify(c)
+	if spawn {
+		g := exec.Command("/proc/self/exe", "trap", "grandchild")
+		g.Stdout = os.Stdout
+		g.Stderr = os.Stderr
+		ready := make(chan struct{})
+		r, w, err := os.Pipe()
+		if err != nil {
+			fatalf("%v", err)
+		}
+		g.ExtraFiles = []*os.File{w} // fd 3: closed by the grandchild when ready
+		if err := g.Start(); err != nil {
+			fatalf("start grandchild: %v", err)
+		}
+		w.Close()
+		go func() { io.Copy(io.Discard, r); close(ready) }()
+		<-ready
+	}
+	if role == "grandchild" {
+		os.NewFile(3, "ready").Close()
+	}
+	pid := os.Getpid()
+	say("ready %s %d %d %d", role, pid, syscall.Getpgrp(), os.Getppid())
+	if role == "grandchild" {
+		for s := range c {
+			recordSignal(role, pid, s)
+		}
+	}
+	go func() {
+		for s := range c {
+			recordSignal(role, pid, s)
+		}
+	}()
+	io.Copy(io.Discard, os.Stdin)
+	say("bye %s %d", role, pid)
+}
+
+func recordSignal(role string, pid int, s os.Signal) {
+	sig := s.(syscall.Signal)
+	if sig == unix.SIGURG || sig == unix.SIGCHLD {
+		return // the Go runtime's preemption; our own children
+	}
+	say("sig %s %d %d %s", role, pid, syscall.Getpgrp(), unix.SignalName(sig))
+}
+
+// orphans starts a middle process that starts n orphans and exits at
+// once, so that they are re-parented. MODE cat: each orphan is cat(1)
+// reading a pipe whose only writer is this process, so all of them exit
+// together on "release". MODE sleep: each orphan is "testprog sleep".
+//
+// It says "orphan PID" for each orphan (as the middle process sees it),
+// then "ready N". Then it obeys lines on stdin: "release" closes the pipe
+// and says "released"; "exit N" exits with code N; EOF exits 0.
+func orphans(n int, mode string) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		fatalf("%v", err)
+	}
+	m := exec.Command("/proc/self/exe", "middle", strconv.Itoa(n), mode)
+	m.ExtraFiles = []*os.File{r} // fd 3
+	m.Stdout = os.Stdout
+	m.Stderr = os.Stderr
+	if err := m.Run(); err != nil {
+		fatalf("middle: %v", err)
+	}
+	r.Close()
+	say("ready %d", n)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		switch {
+		case len(f) == 1 && f[0] == "release":
+			w.Close()
+			say("released")
+		case len(f) == 2 && f[0] == "exit":
+			os.Exit(atoi(f[1]))
+		default:
+			fatalf("unknown order %q", in.Text())
+		}
+	}
+}
+
+// middle starts the orphans and exits without waiting for them.
+func middle(n int, mode string) {
+	var path string
+	var argv []string
+	switch mode {
+	case "cat":
+		p, err := exec.LookPath("cat")
+		if err != nil {
+			fatalf("%v", err)
+		}
+		path, argv = p, []string{"cat"}
+	case "sleep":
+		path, argv = "/proc/self/exe", []string{"testprog", "sleep"}
+	default:
+		fatalf("unknown orphan mode %q", mode)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	stdin := null.Fd()
+	if mode == "cat" {
+		stdin = 3
+	}
+	attr := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{stdin, null.Fd(), null.Fd()}}
+	for i := 0; i < n; i++ {
+		pid, err := syscall.ForkExec(path, argv, attr)
+		if err != nil {
+			fatalf("orphan %d: %v", i, err)
+		}
+		if n <= 10 {
+			say("orphan %d", pid)
+		}
+	}
+}
+
+// tty reports on the terminal on stdin as "tty ISATTY PID PGID FG ROWS
+// COLS", then records signals as "sig NAME ROWS COLS". SIGTSTP, SIGTTIN and
+// SIGTTOU keep their default action (stop). A line "quit" on stdin, or
+// EOF, exits 0.
+func tty() {
+	c := make(chan os.Signal, 64)
+	signal.Notify(c, unix.SIGWINCH, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP,
+		unix.SIGUSR1, unix.SIGUSR2, unix.SIGCONT)
+	isatty := 0
+	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
+		isatty = 1
+	}
+	fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+	if err != nil {
+		fg = -1
+	}
+	rows, cols := size()
+	say("tty %d %d %d %d %d %d", isatty, os.Getpid(), syscall.Getpgrp(), fg, rows, cols)
+	go func() {
+		for s := range c {
+			rows, cols := size()
+			say("sig %s %d %d", unix.SignalName(s.(syscall.Signal)), rows, cols)
+		}
+	}()
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if strings.TrimSpace(in.Text()) == "quit" {
+			break
+		}
+	}
+	say("bye")
+}
+
+func size() (int, int) {
+	ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ)
+	if err != nil {
+		return -1, -1
+	}
+	return int(ws.Row), int(ws.Col)
+}
