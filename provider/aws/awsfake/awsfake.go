@@ -73,6 +73,8 @@ type Server struct {
 	tokens    float64 // the rate limit's bucket
 	refilled  time.Time
 	hang      bool
+	gate      chan struct{} // Hold's: closed by Release
+	held      int
 	garble    bool
 	opFails   map[string]apiError
 	nameFails map[string]apiError
@@ -165,6 +167,35 @@ func (s *Server) Throttled() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.throttled
+}
+
+// Hold makes the requests with a valid signature wait, before anything
+// else happens to them, until Release: a fleet of clients started over a
+// while then reaches the fake (and its rate limit) at once.
+func (s *Server) Hold() {
+	s.set(func() {
+		if s.gate == nil {
+			s.gate = make(chan struct{})
+		}
+	})
+}
+
+// Held returns the number of requests waiting for Release.
+func (s *Server) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
+// Release lets the requests that Hold keeps go on, and the later ones
+// through.
+func (s *Server) Release() {
+	s.set(func() {
+		if s.gate != nil {
+			close(s.gate)
+			s.gate, s.held = nil, 0
+		}
+	})
 }
 
 // Hang makes every request wait until its client gives up.
@@ -266,6 +297,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
+	if gate := s.gate; gate != nil {
+		s.held++
+		s.mu.Unlock()
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			s.set(func() {
+				if s.gate == gate {
+					s.held--
+				}
+			})
+			return
+		}
+		s.mu.Lock()
+	}
 	s.calls = append(s.calls, Call{op, region})
 	s.inFlight++
 	s.maxFlight = max(s.maxFlight, s.inFlight)
