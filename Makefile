@@ -33,9 +33,9 @@ unit:
 	$(GO) build -tags 'no_aws no_gcp no_azure no_vault' -o /dev/null .
 
 fuzz:
-	$(GO) test ./provider -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./provider -run '^$$' -fuzz '^FuzzParseEnvFile$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./provider -run '^$$' -fuzz '^FuzzMembers$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./provider -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
+	$(GO) test ./provider -run '^$$' -fuzz '^FuzzParseEnvFile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
+	$(GO) test ./provider -run '^$$' -fuzz '^FuzzMembers$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 
 e2e:
 	@for m in $(E2E); do d=$$(dirname $$m); echo "== $$d"; (cd $$d && $(GO) test -count=1 ./...) || exit 1; done

@@ -1,8 +1,7 @@
 package provider
 
 import (
-	"bufio"
-	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -28,58 +27,43 @@ func ReadEnvFile(path string) ([]string, error) {
 }
 
 // ParseEnvFile parses dotenv text; see ReadEnvFile. Errors name the line,
-// never its value.
+// never its value. It reads the text once, front to back.
 func ParseEnvFile(r io.Reader) ([]string, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
 	}
-	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	p := &envParser{text: strings.TrimPrefix(string(data), "\ufeff"), line: 1}
 	var env []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, len(data)+1)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimLeft(strings.TrimSuffix(sc.Text(), "\r"), " \t")
-		if strings.TrimSpace(text) == "" || text[0] == '#' {
+	for p.text != "" {
+		start := p.line
+		line := strings.TrimLeft(p.nextLine(), " \t")
+		if strings.TrimSpace(line) == "" || line[0] == '#' {
 			continue
 		}
-		if rest, ok := strings.CutPrefix(text, "export"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
-			text = strings.TrimSpace(rest)
+		if rest, ok := strings.CutPrefix(line, "export"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
+			line = strings.TrimLeft(rest, " \t")
 		}
-		name, value, ok := strings.Cut(text, "=")
-		name = strings.TrimSpace(name)
+		name, value, ok := strings.Cut(line, "=")
+		name = strings.TrimRight(name, " \t")
 		if !ok || !validName(name) {
-			return nil, fmt.Errorf("line %d: want NAME=VALUE", line)
+			return nil, fmt.Errorf("line %d: want NAME=VALUE", start)
 		}
-		start := line
 		value = strings.TrimLeft(value, " \t")
 		switch {
 		case strings.HasPrefix(value, "'"):
-			end := strings.IndexByte(value[1:], '\'')
-			if end < 0 || !isComment(value[end+2:]) {
+			v, rest, ok := strings.Cut(value[1:], "'")
+			if !ok || !isComment(rest) {
 				return nil, fmt.Errorf("line %d: unterminated single quote", start)
 			}
-			value = value[1 : end+1]
+			value = v
 		case strings.HasPrefix(value, `"`):
-			// A double-quoted value may continue on the next lines.
-			raw := value[1:]
-			for {
-				v, rest, closed := unquote(raw)
-				if closed {
-					if !isComment(rest) {
-						return nil, fmt.Errorf("line %d: text after the closing quote", start)
-					}
-					value = v
-					break
-				}
-				if !sc.Scan() {
-					return nil, fmt.Errorf("line %d: unterminated double quote", start)
-				}
-				line++
-				raw += "\n" + strings.TrimSuffix(sc.Text(), "\r")
+			// A double-quoted value may go on over the next lines.
+			v, rest, err := p.unquote(value[1:])
+			if err != nil || !isComment(rest) {
+				return nil, fmt.Errorf("line %d: unterminated double quote or text after it", start)
 			}
+			value = v
 		default:
 			if i := strings.Index(value, " #"); i >= 0 {
 				value = value[:i]
@@ -91,38 +75,62 @@ func ParseEnvFile(r io.Reader) ([]string, error) {
 		}
 		env = append(env, name+"="+value)
 	}
-	return env, sc.Err()
+	return env, nil
 }
 
-// unquote reads a double-quoted value up to its closing quote, returning
-// the value, what follows the quote, and whether the quote was found.
-func unquote(s string) (value, rest string, closed bool) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"':
-			return b.String(), s[i+1:], true
-		case c == '\\' && i+1 < len(s):
-			i++
-			switch s[i] {
-			case 'n':
-				b.WriteByte('\n')
-			case 'r':
-				b.WriteByte('\r')
-			case 't':
-				b.WriteByte('\t')
-			case '"', '\\', '$':
-				b.WriteByte(s[i])
-			default:
-				b.WriteByte('\\')
-				b.WriteByte(s[i])
-			}
-		default:
-			b.WriteByte(c)
-		}
+// envParser holds the dotenv text still to read.
+type envParser struct {
+	text string
+	line int // the number of the line text starts on
+}
+
+// nextLine takes the next line off the text, without its line ending.
+func (p *envParser) nextLine() string {
+	line, rest, found := strings.Cut(p.text, "\n")
+	p.text = rest
+	if found {
+		p.line++
 	}
-	return "", "", false
+	return strings.TrimSuffix(line, "\r")
+}
+
+// unquote reads a double-quoted value that starts with s (the rest of the
+// current line) and may continue on the following lines, up to its
+// closing quote. It returns the value and what follows the quote on its
+// line.
+func (p *envParser) unquote(s string) (value, rest string, err error) {
+	var b strings.Builder
+	for {
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			switch {
+			case c == '"':
+				return b.String(), s[i+1:], nil
+			case c == '\\' && i+1 < len(s):
+				i++
+				switch s[i] {
+				case 'n':
+					b.WriteByte('\n')
+				case 'r':
+					b.WriteByte('\r')
+				case 't':
+					b.WriteByte('\t')
+				case '"', '\\', '$':
+					b.WriteByte(s[i])
+				default:
+					b.WriteByte('\\')
+					b.WriteByte(s[i])
+				}
+			default:
+				b.WriteByte(c)
+			}
+		}
+		if p.text == "" {
+			return "", "", errors.New("unterminated")
+		}
+		b.WriteByte('\n')
+		s = p.nextLine()
+	}
 }
 
 // isComment reports whether s, after a closing quote, is blank or a comment.

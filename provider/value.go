@@ -80,7 +80,7 @@ func selectKey(val []byte, key string) ([]byte, error) {
 
 // isJSONObject reports whether val is one JSON object.
 func isJSONObject(val []byte) bool {
-	v := bytes.TrimSpace(val)
+	v := bytes.TrimLeft(val, " \t\r\n") // JSON's own white space
 	return len(v) > 0 && v[0] == '{' && json.Valid(v)
 }
 
