@@ -268,7 +268,8 @@ func buildRefparse(dir, out string) error {
 	}
 	build := exec.Command("go", "build", "-o", out, "./refparse")
 	build.Dir = ws
-	build.Env = append(os.Environ(), "GOWORK="+filepath.Join(ws, "go.work"), "CGO_ENABLED=0")
+	// GOFLAGS emptied: workspace mode refuses -mod=mod, which a user may set.
+	build.Env = append(os.Environ(), "GOWORK="+filepath.Join(ws, "go.work"), "CGO_ENABLED=0", "GOFLAGS=")
 	if b, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("%v\n%s", err, b)
 	}
