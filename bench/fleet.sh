@@ -16,6 +16,12 @@
 #                      together, as 200 pods on as many nodes would
 #   at once, burst 10  the same against a bucket of 10: a stress row
 #
+# Columns: started = processes whose child ran with every value; wrong = a
+# child that got a raw reference or a wrong value; failed = secrets-init
+# exited non-zero or was killed; wall s = first exec to last exit; p50/p90/max
+# s = exec until the child's first output; calls = API calls the fake
+# received (throttled ones included); ratio = calls / minimum.
+#
 # Each process has --timeout 30s and is killed at 40s: the script ends within
 # about 2 minutes whatever happens. Extra arguments go to every row, e.g.
 # -procs 100, -env NAME=VALUE. LABEL names the build in the table.

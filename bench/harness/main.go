@@ -429,9 +429,11 @@ func fleet(out io.Writer, args []string) error {
 	}
 	calls, throttled := len(a.Calls()), a.Throttled()
 	minCalls := *procs * ((*refs + 19) / 20)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	// Fixed widths, so that the rows of separate runs line up.
+	const row = "%-36s %6s %5s %5s %6s %7s %5s %6s %6s %6s %6s %6s %6s %9s %7s %6s\n"
 	if *header {
-		fmt.Fprintf(tw, "build\trate/s\tburst\tprocesses\theld s\tstarted child\twrong values\tfailed\twall s\tto child p50 s\tp90 s\tmax s\tAPI calls\tthrottled\tminimum\tcalls/minimum\t\n")
+		fmt.Fprintf(out, row, "build", "rate/s", "burst", "procs", "held s", "started", "wrong", "failed",
+			"wall s", "p50 s", "p90 s", "max s", "calls", "throttled", "minimum", "ratio")
 	}
 	p := func(q float64) string {
 		if len(times) == 0 {
@@ -441,11 +443,9 @@ func fleet(out io.Writer, args []string) error {
 		slices.Sort(s)
 		return strconv.FormatFloat(s[int(q*float64(len(s)-1))].Seconds(), 'f', 2, 64)
 	}
-	fmt.Fprintf(tw, "%s\t%g\t%d\t%d\t%s\t%d\t%d\t%d\t%.2f\t%s\t%s\t%s\t%d\t%d\t%d\t%.2f\t\n", *label, *rate, *burst, *procs, spread, started, wrong, failed+killed,
-		wall.Seconds(), p(0.5), p(0.9), p(1), calls, throttled, minCalls, float64(calls)/float64(minCalls))
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	fmt.Fprintf(out, row, *label, fmt.Sprint(*rate), fmt.Sprint(*burst), fmt.Sprint(*procs), spread, fmt.Sprint(started),
+		fmt.Sprint(wrong), fmt.Sprint(failed+killed), fmt.Sprintf("%.2f", wall.Seconds()), p(0.5), p(0.9), p(1),
+		fmt.Sprint(calls), fmt.Sprint(throttled), fmt.Sprint(minCalls), fmt.Sprintf("%.2f", float64(calls)/float64(minCalls)))
 	if firstErr != "" {
 		fmt.Fprintf(out, "first failure: %s\n", firstErr)
 	}
