@@ -65,7 +65,6 @@ func (f *Failure) Error() string {
 type variable struct {
 	index int // in environ
 	name  string
-	raw   string // the value as written: the reference
 	ref   Ref
 	value []byte
 	res   *Result
@@ -119,7 +118,7 @@ func collect(environ []string, skip []string) []*variable {
 		if !isRef {
 			continue
 		}
-		v := &variable{index: i, name: name, raw: value, ref: ref}
+		v := &variable{index: i, name: name, ref: ref}
 		v.stat = Status{Name: name, Kind: ref.Kind, Reference: value, Err: err}
 		if err != nil {
 			v.stat.Kind = 0
@@ -189,8 +188,10 @@ wait:
 		switch {
 		case r.Err != nil:
 			v.stat.Err = contextError(ctx, r.Err)
+		case r.Value == nil && ctx.Err() != nil: // a call the deadline kept from starting
+			v.stat.Err = contextError(ctx, ctx.Err())
 		case r.Value == nil:
-			v.stat.Err = contextError(ctx, errors.New("the store returned no value"))
+			v.stat.Err = errors.New("the store returned no value")
 		}
 		if errors.Is(v.stat.Err, ErrNotFound) && (v.ref.Opts.Optional || cfg.IgnoreMissing) {
 			v.stat.Err, v.stat.Missing = nil, true
