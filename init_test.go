@@ -1008,18 +1008,6 @@ func TestTTY(t *testing.T) {
 // stops the child, then secrets-init, and SIGCONT resumes both with the
 // terminal the child's again.
 func TestTTYJobControl(t *testing.T) {
-	// TODO(bug, supervisor/supervisor.go Run): the child's stop report,
-	// caused by the SIGTSTP that secrets-init forwarded, can be taken from
-	// the reaper's channel after the SIGCONT that ended the suspension
-	// (select picks among ready channels at random). secrets-init then
-	// takes it for a Ctrl-Z in the child: it grabs the terminal and stops
-	// itself again, leaving the child running without the terminal (fails
-	// about 13 runs in 20). Fix: act on a stop report only while the child
-	// is still stopped (its /proc/PID/stat state is T). Remove this skip
-	// once fixed; SECRETS_INIT_TEST_JOBCONTROL=1 runs it meanwhile.
-	if os.Getenv("SECRETS_INIT_TEST_JOBCONTROL") == "" {
-		t.Skip("TODO: skipped until supervisor.Run ignores stale stop reports of the child (see the comment)")
-	}
 	t.Parallel()
 	for _, how := range []string{"SIGTSTP", "Ctrl-Z"} {
 		t.Run(how, func(t *testing.T) {

@@ -116,7 +116,7 @@ func Run(c Command, sigs chan os.Signal) (int, error) {
 			if ws.Exited() || ws.Signaled() {
 				return reaper.ExitCode(ws), nil
 			}
-			if ws.Stopped() && signals.IsJobControl(ws.StopSignal()) && !suspended {
+			if ws.Stopped() && signals.IsJobControl(ws.StopSignal()) && !suspended && reaper.Stopped(pid) {
 				// Ctrl-Z in the child: take the terminal back and stop
 				// with it, so that the shell regains control.
 				c.Log.Debug("child stopped; stopping too", "signal", signals.Name(ws.StopSignal()))
