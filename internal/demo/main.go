@@ -4,7 +4,7 @@
 // network beyond loopback:
 //
 //	go run ./internal/demo ./secrets-init          the demo (make demo)
-//	go run ./internal/demo -serve ./secrets-init   keep the fakes up and print
+//	go run ./internal/demo -serve                  keep the fakes up and print
 //	                                               the environment to try it by hand
 //
 // It starts the fakes holding example secrets, writes a file for a
@@ -59,10 +59,17 @@ func main() {
 	}
 	serve := flag.Bool("serve", false, "start the fakes, print the environment that points secrets-init at them, and wait for Ctrl-C")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: demo [-serve] PATH-TO-SECRETS-INIT\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: demo PATH-TO-SECRETS-INIT | demo -serve\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	if *serve && flag.NArg() == 0 {
+		if err := serveOnly(os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "demo:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if flag.NArg() != 1 {
 		flag.Usage()
 		os.Exit(2)
