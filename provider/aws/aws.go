@@ -29,11 +29,19 @@ import (
 )
 
 // The delay before the n-th retry of a call is random, up to
-// min(maxBackoff, baseBackoff·2^n).
+// min(max, base·2^n). Throttling waits longer than a transient fault: when
+// a fleet starts at once, a short first wait only throttles half of it
+// again (bench/fleet.sh: 1.70× the minimum calls with 250 ms, 1.50× with
+// 1 s, which is the floor for a fleet that arrives at one moment).
 const (
-	baseBackoff = 250 * time.Millisecond
-	maxBackoff  = 10 * time.Second
+	baseBackoff         = 250 * time.Millisecond
+	maxBackoff          = 10 * time.Second
+	baseThrottleBackoff = time.Second
+	maxThrottleBackoff  = 20 * time.Second
 )
+
+// isThrottle recognises the SDK's throttling errors.
+var isThrottle = retry.IsErrorThrottles(retry.DefaultThrottles)
 
 // An env is what both stores share: the SDK configuration and the one
 // HTTP transport of all their clients, whose idle connections are closed
@@ -88,10 +96,14 @@ func newRetryer() aws.Retryer {
 // jitterBackoff is full-jitter exponential backoff.
 type jitterBackoff struct{}
 
-func (jitterBackoff) BackoffDelay(attempt int, _ error) (time.Duration, error) {
-	ceiling := maxBackoff
+func (jitterBackoff) BackoffDelay(attempt int, err error) (time.Duration, error) {
+	base, most := baseBackoff, maxBackoff
+	if isThrottle.IsErrorThrottle(err) == aws.TrueTernary {
+		base, most = baseThrottleBackoff, maxThrottleBackoff
+	}
+	ceiling := most
 	if attempt < 16 {
-		ceiling = min(maxBackoff, baseBackoff<<attempt)
+		ceiling = min(most, base<<attempt)
 	}
 	return rand.N(ceiling), nil
 }
