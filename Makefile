@@ -1,8 +1,10 @@
 # secrets-init — build, test, release.
 #
 #   make build     the binary for this machine, ./secrets-init
+#   make demo      secrets-init against local fakes of AWS, Google and Azure
 #   make test      everything CI runs: vet, unit and PID-1 tests with -race,
-#                  the fuzz targets for a short time, the end-to-end modules
+#                  the fuzz targets for a short time, the end-to-end modules,
+#                  the demo
 #   make release   static linux/amd64 and linux/arm64 binaries in dist/
 #   make bench     the benchmark tables
 
@@ -21,7 +23,7 @@ E2E       := $(wildcard e2e/*/go.mod)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o secrets-init .
 
-test: vet unit fuzz e2e
+test: vet unit fuzz e2e demo
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
@@ -50,6 +52,9 @@ release:
 bench:
 	$(GO) test ./provider/... -run '^$$' -bench . -benchtime 5x
 	bench/passthrough.sh
+	bench/slim.sh
+	bench/stores.sh
+	bench/fleet.sh
 
 clean:
 	rm -rf secrets-init dist

@@ -105,7 +105,7 @@ func newFlags(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.interactive, "interactive", false, "accepted for compatibility; a terminal on stdin is detected")
 	fs.BoolVar(&o.interactive, "i", false, "shorthand for --interactive")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "deadline for resolving every reference")
-	fs.IntVar(&o.concurrency, "concurrency", 16, "most store calls in flight at once")
+	fs.IntVar(&o.concurrency, "concurrency", 32, "most store calls in flight at once")
 	fs.Var(&o.envFiles, "env-file", "read variables from a dotenv `FILE` (repeatable; the environment wins)")
 	fs.BoolVar(&o.expandJSON, "expand-json", false, "make every top-level key of a JSON secret its own variable (doitintl's behaviour)")
 	fs.BoolVar(&o.exec, "exec", false, "replace secrets-init with the command (no supervisor)")

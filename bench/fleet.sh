@@ -31,7 +31,7 @@ GO=${GO:-go}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ -z "${BIN:-}" ]; then
-	CGO_ENABLED=0 $GO build -trimpath -ldflags='-s -w' -o "$tmp/secrets-init" .
+	CGO_ENABLED=0 $GO build -trimpath -tags grpcnotrace -ldflags='-s -w' -o "$tmp/secrets-init" .
 	BIN=$tmp/secrets-init
 fi
 LABEL=${LABEL:-$(git describe --tags --always --dirty 2>/dev/null || echo this)}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Slim builds: the full binary and each one-store build, built as `make
-# release` does (CGO_ENABLED=0 go build -trimpath -ldflags='-s -w'), with
+# release` does (CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -ldflags='-s -w'), with
 # their size and start time: `secrets-init --version` and `secrets-init --
 # /bin/true` (no reference: pass-through), median wall time of $RUNS runs
 # (default 200) after 5 warm-up runs, each from exec to exit, in an
@@ -24,7 +24,7 @@ echo "# slim builds: size and start time, median of $RUNS runs ($(nproc) cores, 
 printf '%-11s %-34s %9s %9s %14s %16s\n' build tags 'size MB' 'size MiB' '--version ms' '-- /bin/true ms'
 for b in "${builds[@]}"; do
 	name=${b%%|*} tags=${b#*|}
-	CGO_ENABLED=0 $GO build -trimpath -tags "$tags" -ldflags='-s -w' -o "$tmp/$name" .
+	CGO_ENABLED=0 $GO build -trimpath -tags "grpcnotrace $tags" -ldflags='-s -w' -o "$tmp/$name" .
 	size=$(stat -c %s "$tmp/$name")
 	version=$("$tmp/harness" exectime -n "$RUNS" "$tmp/$name" --version)
 	true_ms=$("$tmp/harness" exectime -n "$RUNS" "$tmp/$name" -- /bin/true)

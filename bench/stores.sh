@@ -16,7 +16,7 @@ GO=${GO:-go}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ -z "${BIN:-}" ]; then
-	CGO_ENABLED=0 $GO build -trimpath -ldflags='-s -w' -o "$tmp/secrets-init" .
+	CGO_ENABLED=0 $GO build -trimpath -tags grpcnotrace -ldflags='-s -w' -o "$tmp/secrets-init" .
 	BIN=$tmp/secrets-init
 fi
 $GO build -o "$tmp/harness" ./bench/harness
