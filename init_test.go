@@ -604,6 +604,19 @@ func TestInitForwardsSignals(t *testing.T) {
 		p.waitRecord("the child to get "+name, 1, "sig", gotSignal("child", name))
 		p.waitRecord("the grandchild to get "+name, 1, "sig", gotSignal("grandchild", name))
 	}
+	// A real-time signal: the supervisor subscribes to those as the child
+	// starts (the runtime ignores them until then), so send it until it
+	// comes through.
+	waitFor(t, "the child and the grandchild to get SIGRTMIN+2", func() bool {
+		p.signal(36)
+		var got int
+		for _, f := range p.stdout.records("sig") {
+			if f[4] == "SIG36" {
+				got++
+			}
+		}
+		return got >= 2
+	}, stringer("stdout:\n"), p.stdout)
 	p.stdin.Close()
 	if code := p.wait(); code != 0 {
 		t.Errorf("exit code %d after the child exited 0\nstderr:\n%v", code, p.stderr)

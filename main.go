@@ -222,10 +222,11 @@ func resolveAndRun(args []string, check bool) int {
 	}
 	log := o.logger()
 
-	// Subscribe to every signal before anything else: SIGTERM during
-	// resolution must abort it, and none may be lost once the child runs.
+	// Subscribe to the standard signals before anything else: SIGTERM
+	// during resolution must abort it, and none may be lost once the child
+	// runs. (The supervisor adds the real-time ones.)
 	sigs := make(chan os.Signal, 128)
-	signal.Notify(sigs)
+	signal.Notify(sigs, signals.Standard...)
 	if !o.exec {
 		if err := reaper.Subreaper(); err != nil {
 			log.Warn("cannot become a child subreaper; orphans will not be reaped", "err", err)
@@ -271,7 +272,8 @@ func resolveAndRun(args []string, check bool) int {
 	resolved := len(res.Report) > 0
 	res = nil
 	if o.exec {
-		signal.Reset()
+		// No signal.Reset: execve gives caught signals their default
+		// action, and secrets-init ignores none.
 		err = supervisor.Exec(cmd)
 	} else {
 		if resolved {

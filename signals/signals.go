@@ -13,6 +13,36 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Subscribing to a signal costs a round trip to the Go runtime's
+// signal-mask thread (some 30 µs), so the standard signals, which would
+// kill secrets-init if they came unsubscribed, are subscribed before the
+// command starts, and the real-time ones, which the runtime ignores until
+// then, after.
+
+// Standard lists the standard signals that are forwarded: all but SIGKILL
+// and SIGSTOP (which cannot be caught), SIGCHLD (secrets-init's own
+// business) and SIGURG and SIGPROF (the Go runtime's).
+var Standard = func() []os.Signal {
+	var sigs []os.Signal
+	for n := syscall.Signal(1); n < 32; n++ {
+		switch n {
+		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGURG, unix.SIGPROF:
+		default:
+			sigs = append(sigs, n)
+		}
+	}
+	return sigs
+}()
+
+// Realtime lists the real-time signals, SIGRTMIN (34) to SIGRTMAX (64).
+var Realtime = func() []os.Signal {
+	var sigs []os.Signal
+	for n := syscall.Signal(34); n <= 64; n++ {
+		sigs = append(sigs, n)
+	}
+	return sigs
+}()
+
 // Parse reads a signal given as a name (TERM or SIGTERM, any case) or a
 // number (15).
 func Parse(s string) (syscall.Signal, error) {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"syscall"
 
 	"github.com/secrets-init/secrets-init/reaper"
@@ -78,9 +79,9 @@ func Exec(c Command) error {
 }
 
 // Run starts the command in a process group of its own and supervises it
-// until it exits: every signal on sigs (which must be subscribed to all
-// signals) except SIGCHLD and SIGURG is forwarded to the group, or to the
-// child alone; orphans are reaped. It returns the command's exit code, or
+// until it exits: every signal on sigs (which must be subscribed to
+// signals.Standard; Run adds signals.Realtime) is forwarded to the group,
+// or to the child alone; orphans are reaped. It returns the command's exit code, or
 // 128+N when signal N killed it.
 //
 // When stdin is a terminal whose foreground group is ours, the child's
@@ -106,6 +107,7 @@ func Run(c Command, sigs chan os.Signal) (int, error) {
 	}
 	c.Log.Debug("started", "pid", pid, "command", c.Args[0], "tty", tty)
 	exits := reaper.Watch(pid, tty)
+	go signal.Notify(sigs, signals.Realtime...)
 	suspended := false // stopped by a job-control signal, until SIGCONT
 	for {
 		select {
@@ -126,7 +128,7 @@ func Run(c Command, sigs chan os.Signal) (int, error) {
 			}
 		case s := <-sigs:
 			sig, ok := s.(syscall.Signal)
-			if !ok || sig == unix.SIGCHLD || sig == unix.SIGURG {
+			if !ok {
 				continue
 			}
 			if sig == unix.SIGCONT {

@@ -192,7 +192,11 @@ func recordSignal(role string, pid int, s os.Signal) {
 	if sig == unix.SIGURG || sig == unix.SIGCHLD {
 		return // the Go runtime's preemption; our own children
 	}
-	say("sig %s %d %d %s", role, pid, syscall.Getpgrp(), unix.SignalName(sig))
+	name := unix.SignalName(sig)
+	if name == "" {
+		name = fmt.Sprintf("SIG%d", sig) // a real-time signal
+	}
+	say("sig %s %d %d %s", role, pid, syscall.Getpgrp(), name)
 }
 
 // orphans starts a middle process that starts n orphans and exits at
