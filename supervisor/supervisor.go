@@ -81,8 +81,8 @@ func Exec(c Command) error {
 // Run starts the command in a process group of its own and supervises it
 // until it exits: every signal on sigs (which must be subscribed to
 // signals.Standard; Run adds signals.Realtime) is forwarded to the group,
-// or to the child alone; orphans are reaped. It returns the command's exit code, or
-// 128+N when signal N killed it.
+// or to the child alone; orphans are reaped. It returns the command's exit
+// code, or 128+N when signal N killed it.
 //
 // When stdin is a terminal whose foreground group is ours, the child's
 // group takes the terminal. SIGTSTP, SIGTTIN and SIGTTOU are forwarded,
@@ -105,6 +105,7 @@ func Run(c Command, sigs chan os.Signal) (int, error) {
 	if err != nil {
 		return 0, startError(c.Args[0], err)
 	}
+	c.Env = nil // the values: the supervisor keeps none
 	c.Log.Debug("started", "pid", pid, "command", c.Args[0], "tty", tty)
 	exits := reaper.Watch(pid, tty)
 	go signal.Notify(sigs, signals.Realtime...)
