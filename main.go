@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -269,19 +268,12 @@ func resolveAndRun(args []string, check bool) int {
 		Rewrite: o.rewrite,
 		Log:     log,
 	}
-	resolved := len(res.Report) > 0
 	res = nil
 	if o.exec {
 		// No signal.Reset: execve gives caught signals their default
 		// action, and secrets-init ignores none.
 		err = supervisor.Exec(cmd)
 	} else {
-		if resolved {
-			// The stores' clients are gone: give their memory back before
-			// the long wait. (It costs a few ms, so not when there was
-			// nothing to resolve.)
-			debug.FreeOSMemory()
-		}
 		code, err = supervisor.Run(cmd, sigs)
 	}
 	var se *supervisor.StartError

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/secrets-init/secrets-init/reaper"
@@ -108,7 +109,12 @@ func Run(c Command, sigs chan os.Signal) (int, error) {
 	c.Env = nil // the values: the supervisor keeps none
 	c.Log.Debug("started", "pid", pid, "command", c.Args[0], "tty", tty)
 	exits := reaper.Watch(pid, tty)
-	go signal.Notify(sigs, signals.Realtime...)
+	go func() {
+		signal.Notify(sigs, signals.Realtime...)
+		// Give the heap that start-up and resolution left behind back to
+		// the OS, off the command's path, for the long wait.
+		debug.FreeOSMemory()
+	}()
 	suspended := false // stopped by a job-control signal, until SIGCONT
 	for {
 		select {
