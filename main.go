@@ -416,7 +416,7 @@ func copySelf(args []string) int {
 	return 0
 }
 
-func copyTo(from, dir string) (err error) {
+func copyTo(from, dir string) error {
 	src, err := os.Open(from)
 	if err != nil {
 		return err
@@ -425,29 +425,5 @@ func copyTo(from, dir string) (err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".secrets-init.tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = io.Copy(tmp, src); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err = tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, "secrets-init"))
+	return provider.WriteAtomic(filepath.Join(dir, "secrets-init"), src, 0o755)
 }

@@ -1,8 +1,10 @@
 package provider
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,9 +23,9 @@ type Files struct {
 // Dir returns the private directory, or "" when none was made.
 func (f *Files) Dir() string { return f.private }
 
-// Write writes value atomically (a temporary file renamed into place) with
-// mode 0400, at path or, when path is empty, in the private directory,
-// under the variable's name. It returns the file's path.
+// Write writes value atomically (see WriteAtomic) with mode 0400, at path
+// or, when path is empty, in the private directory under the variable's
+// name. It returns the file's path.
 func (f *Files) Write(name, path string, value []byte) (string, error) {
 	if path == "" {
 		dir, err := f.privateDir()
@@ -42,8 +44,8 @@ func (f *Files) Write(name, path string, value []byte) (string, error) {
 		path = abs
 		f.written = append(f.written, path)
 	}
-	if err := writeAtomic(path, value); err != nil {
-		return "", err
+	if err := WriteAtomic(path, bytes.NewReader(value), 0o400); err != nil {
+		return "", fmt.Errorf("?file: %w", err)
 	}
 	return path, nil
 }
@@ -86,27 +88,28 @@ func (f *Files) rollback() {
 	f.Remove()
 }
 
-func writeAtomic(path string, value []byte) (err error) {
+// WriteAtomic writes what r holds to path, with mode perm: to a temporary
+// file in the same directory, synced, then renamed into place, so that
+// path never holds a part of it. Errors name paths, never the content.
+func WriteAtomic(path string, r io.Reader, perm os.FileMode) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("?file: %w", unwrapPath(err))
+		return unwrapPath(err)
 	}
 	defer func() {
 		if err != nil {
+			tmp.Close()
 			os.Remove(tmp.Name())
-			err = fmt.Errorf("?file: writing %s: %w", path, unwrapPath(err))
+			err = fmt.Errorf("writing %s: %w", path, unwrapPath(err))
 		}
 	}()
-	if err = tmp.Chmod(0o400); err != nil {
-		tmp.Close()
+	if err = tmp.Chmod(perm); err != nil {
 		return err
 	}
-	if _, err = tmp.Write(value); err != nil {
-		tmp.Close()
+	if _, err = io.Copy(tmp, r); err != nil {
 		return err
 	}
 	if err = tmp.Sync(); err != nil {
-		tmp.Close()
 		return err
 	}
 	if err = tmp.Close(); err != nil {
