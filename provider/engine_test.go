@@ -192,12 +192,7 @@ func TestResolveFetchesEachTargetOnce(t *testing.T) {
 }
 
 func TestResolveBoundsConcurrency(t *testing.T) {
-	values := map[string]string{}
-	var environ []string
-	for i := range 40 {
-		values[fmt.Sprint(i)] = "v"
-		environ = append(environ, fmt.Sprintf("V%d=gcp:secretmanager:%d", i, i))
-	}
+	values, environ := references(40, 40)
 	m := newMem(values)
 	m.batch, m.latency = 1, 5*time.Millisecond
 	cfg := config(t, m)
@@ -449,15 +444,22 @@ func TestMergeEnv(t *testing.T) {
 	}
 }
 
-// BenchmarkResolve50 resolves 50 distinct references against a store that
-// takes 50 ms per call and accepts 20 targets per call (3 calls).
-func BenchmarkResolve50(b *testing.B) {
+// references returns n references to distinct secrets, and the store's
+// values for them: variable i names secret i%distinct.
+func references(n, distinct int) (map[string]string, []string) {
 	values := map[string]string{}
 	var environ []string
-	for i := range 50 {
-		values[fmt.Sprint(i)] = "v"
-		environ = append(environ, fmt.Sprintf("V%d=gcp:secretmanager:%d", i, i))
+	for i := range n {
+		values[fmt.Sprint(i%distinct)] = "v"
+		environ = append(environ, fmt.Sprintf("V%d=gcp:secretmanager:%d", i, i%distinct))
 	}
+	return values, environ
+}
+
+// benchmarkResolve resolves n references to distinct secrets against a
+// store that takes 50 ms per call and accepts 20 targets per call.
+func benchmarkResolve(b *testing.B, n, distinct int) {
+	values, environ := references(n, distinct)
 	m := newMem(values)
 	m.latency = 50 * time.Millisecond
 	cfg := Config{Stores: map[Kind]Opener{Google: m.open}, Concurrency: 16}
@@ -469,21 +471,8 @@ func BenchmarkResolve50(b *testing.B) {
 	b.ReportMetric(float64(m.calls.Load())/float64(b.N), "calls/op")
 }
 
-// BenchmarkResolve200Duplicates resolves 200 references to 50 secrets.
-func BenchmarkResolve200Duplicates(b *testing.B) {
-	values := map[string]string{}
-	var environ []string
-	for i := range 200 {
-		values[fmt.Sprint(i%50)] = "v"
-		environ = append(environ, fmt.Sprintf("V%d=gcp:secretmanager:%d", i, i%50))
-	}
-	m := newMem(values)
-	m.latency = 50 * time.Millisecond
-	cfg := Config{Stores: map[Kind]Opener{Google: m.open}, Concurrency: 16}
-	for b.Loop() {
-		if _, err := Resolve(context.Background(), cfg, environ); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(m.calls.Load())/float64(b.N), "calls/op")
-}
+// BenchmarkResolve50: 50 distinct references, 3 calls.
+func BenchmarkResolve50(b *testing.B) { benchmarkResolve(b, 50, 50) }
+
+// BenchmarkResolve200Duplicates: 200 references to 50 secrets, 3 calls.
+func BenchmarkResolve200Duplicates(b *testing.B) { benchmarkResolve(b, 200, 50) }
