@@ -27,15 +27,12 @@
 # -procs 100, -env NAME=VALUE. LABEL names the build in the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-GO=${GO:-go}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. bench/lib.sh
 if [ -z "${BIN:-}" ]; then
-	CGO_ENABLED=0 $GO build -trimpath -tags grpcnotrace -ldflags='-s -w' -o "$tmp/secrets-init" .
+	release_build "$tmp/secrets-init"
 	BIN=$tmp/secrets-init
 fi
 LABEL=${LABEL:-$(git describe --tags --always --dirty 2>/dev/null || echo this)}
-$GO build -o "$tmp/harness" ./bench/harness
 echo "# fleet: 200 processes x 10 Secrets Manager references, 100 requests/s ($(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start)"
 "$tmp/harness" fleet -label "$LABEL, start as they can" "$@" "$BIN"
 "$tmp/harness" fleet -header=false -label "$LABEL, at once" -at-once "$@" "$BIN"

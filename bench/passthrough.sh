@@ -13,7 +13,6 @@
 set -eu
 
 cd "$(dirname "$0")/.."
-GO=${GO:-go}
 RUNS=${RUNS:-500}
 TAGS=${TAGS:-}
 tags="grpcnotrace${TAGS:+ $TAGS}"
@@ -23,14 +22,10 @@ if [ "$RUNS" -lt 200 ]; then
 	exit 2
 fi
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT INT TERM
+. bench/lib.sh
+release_build "$tmp/secrets-init" "$TAGS"
 
-# The release build (as make build / make release).
-CGO_ENABLED=0 "$GO" build -trimpath -tags "$tags" -ldflags '-s -w' -o "$tmp/secrets-init" .
-"$GO" build -o "$tmp/timeit" ./bench/timeit
-
-"$tmp/timeit" -bin "$tmp/secrets-init" -n "$RUNS" >"$tmp/results"
+"$tmp/harness" passthrough -bin "$tmp/secrets-init" -n "$RUNS" >"$tmp/results"
 get() { awk -F '\t' -v k="$1" '$1 == k { print $2 }' "$tmp/results"; }
 
 size=$(stat -c %s "$tmp/secrets-init")

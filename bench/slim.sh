@@ -7,11 +7,8 @@
 # environment of PATH and HOME only. /bin/true alone is the baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-GO=${GO:-go}
 RUNS=${RUNS:-200}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-$GO build -o "$tmp/harness" ./bench/harness
+. bench/lib.sh
 builds=(
 	"full|"
 	"none|no_aws no_gcp no_azure no_vault"
@@ -24,7 +21,7 @@ echo "# slim builds: size and start time, median of $RUNS runs ($(nproc) cores, 
 printf '%-11s %-34s %9s %9s %14s %16s\n' build tags 'size MB' 'size MiB' '--version ms' '-- /bin/true ms'
 for b in "${builds[@]}"; do
 	name=${b%%|*} tags=${b#*|}
-	CGO_ENABLED=0 $GO build -trimpath -tags "grpcnotrace $tags" -ldflags='-s -w' -o "$tmp/$name" .
+	release_build "$tmp/$name" "$tags"
 	size=$(stat -c %s "$tmp/$name")
 	version=$("$tmp/harness" exectime -n "$RUNS" "$tmp/$name" --version)
 	true_ms=$("$tmp/harness" exectime -n "$RUNS" "$tmp/$name" -- /bin/true)

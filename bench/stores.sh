@@ -12,14 +12,11 @@
 #   bench/stores.sh [-runs N] [-refs 1,10] [-store secretsmanager|ssm|gcp|azure] [-latency 50ms]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-GO=${GO:-go}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. bench/lib.sh
 if [ -z "${BIN:-}" ]; then
-	CGO_ENABLED=0 $GO build -trimpath -tags grpcnotrace -ldflags='-s -w' -o "$tmp/secrets-init" .
+	release_build "$tmp/secrets-init"
 	BIN=$tmp/secrets-init
 fi
-$GO build -o "$tmp/harness" ./bench/harness
 echo "# time to start the child, per store ($(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start)"
 "$tmp/harness" stores "$@" "$BIN"
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -4,6 +4,7 @@
 //	harness stores [flags] BIN       time to start the child per store and reference count
 //	harness fleet [flags] BIN        many secrets-init processes at once against a rate-limited AWS
 //	harness exectime [-n N] CMD ...  median wall time of running CMD N times
+//	harness passthrough -bin PATH    what secrets-init adds to /bin/true, and its memory
 //
 // Every run of secrets-init gets an environment built from scratch (PATH,
 // HOME and the variables that point it at one fake), so nothing from the
@@ -36,7 +37,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: harness stores|fleet|exectime ...")
+		fmt.Fprintln(os.Stderr, "usage: harness stores|fleet|exectime|passthrough ...")
 		os.Exit(2)
 	}
 	var err error
@@ -47,6 +48,8 @@ func main() {
 		err = fleet(os.Stdout, args)
 	case "exectime":
 		err = exectime(os.Stdout, args)
+	case "passthrough":
+		err = passthrough(os.Stdout, args)
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
 	}

@@ -1,21 +1,10 @@
-// Command timeit measures what secrets-init adds on the pass-through path
-// (no reference in the environment) for bench/passthrough.sh:
-//
-//	timeit -bin PATH [-n RUNS] [-true /bin/true] [-sleep /bin/sleep]
-//
-// It times `PATH -- /bin/true` against `/bin/true` alone, interleaved run
-// by run so that both see the same machine, and reports the medians and
-// their difference. Then it starts `PATH -- /bin/sleep` and reads the
-// supervisor's memory from /proc/PID/status while the child sleeps.
-//
-// Both commands get the same environment: PATH only. Processes are started
-// with fork/exec and waited for with wait4 directly, so the harness's own
-// cost is the same on both sides and cancels out in the difference.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,58 +14,73 @@ import (
 	"time"
 )
 
-func main() {
-	bin := flag.String("bin", "", "the secrets-init binary")
-	runs := flag.Int("n", 500, "timed runs of each command (at least 200)")
-	truePath := flag.String("true", "/bin/true", "the command that does nothing")
-	sleepPath := flag.String("sleep", "/bin/sleep", "the command that sleeps while memory is read")
-	flag.Parse()
+// passthrough measures what secrets-init adds on the pass-through path (no
+// reference in the environment), for bench/passthrough.sh:
+//
+//	harness passthrough -bin PATH [-n RUNS] [-true /bin/true] [-sleep /bin/sleep]
+//
+// It times `PATH -- /bin/true` against `/bin/true` alone, interleaved run
+// by run so that both see the same machine, and reports the medians and
+// their difference. Then it starts `PATH -- /bin/sleep` and reads the
+// supervisor's memory from /proc/PID/status while the child sleeps.
+//
+// Both commands get the same environment: PATH only. Processes are started
+// with fork/exec and waited for with wait4 directly, so the harness's own
+// cost is the same on both sides and cancels out in the difference.
+func passthrough(out io.Writer, args []string) error {
+	fs := flag.NewFlagSet("passthrough", flag.ContinueOnError)
+	bin := fs.String("bin", "", "the secrets-init binary")
+	runs := fs.Int("n", 500, "timed runs of each command (at least 200)")
+	truePath := fs.String("true", "/bin/true", "the command that does nothing")
+	sleepPath := fs.String("sleep", "/bin/sleep", "the command that sleeps while memory is read")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if *bin == "" || *runs < 200 {
-		fmt.Fprintln(os.Stderr, "usage: timeit -bin PATH [-n RUNS>=200]")
-		os.Exit(2)
+		return errors.New("usage: harness passthrough -bin PATH [-n RUNS>=200]")
 	}
 	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
 
 	plain := []string{*truePath}
 	wrapped := []string{*bin, "--", *truePath}
 	for i := 0; i < 20; i++ { // warm the page cache and the CPU caches
-		run(plain, env)
-		run(wrapped, env)
+		timeRun(plain, env)
+		timeRun(wrapped, env)
 	}
 	var a, b []time.Duration
 	var cpuA, cpuB time.Duration
 	for i := 0; i < *runs; i++ {
-		d, cpu := run(plain, env)
+		d, cpu := timeRun(plain, env)
 		a, cpuA = append(a, d), cpuA+cpu
-		d, cpu = run(wrapped, env)
+		d, cpu = timeRun(wrapped, env)
 		b, cpuB = append(b, d), cpuB+cpu
 	}
 	ma, mb := median(a), median(b)
-	fmt.Printf("runs\t%d each, interleaved\n", *runs)
-	fmt.Printf("true_median\t%s\n", ms(ma))
-	fmt.Printf("wrapped_median\t%s\n", ms(mb))
-	fmt.Printf("added_median\t%s\n", ms(mb-ma))
-	fmt.Printf("true_p90\t%s\n", ms(percentile(a, 90)))
-	fmt.Printf("wrapped_p90\t%s\n", ms(percentile(b, 90)))
-	fmt.Printf("added_cpu_mean\t%s\n", ms((cpuB-cpuA)/time.Duration(*runs)))
+	fmt.Fprintf(out, "runs\t%d each, interleaved\n", *runs)
+	fmt.Fprintf(out, "true_median\t%s\n", ms3(ma))
+	fmt.Fprintf(out, "wrapped_median\t%s\n", ms3(mb))
+	fmt.Fprintf(out, "added_median\t%s\n", ms3(mb-ma))
+	fmt.Fprintf(out, "true_p90\t%s\n", ms3(percentile(a, 90)))
+	fmt.Fprintf(out, "wrapped_p90\t%s\n", ms3(percentile(b, 90)))
+	fmt.Fprintf(out, "added_cpu_mean\t%s\n", ms3((cpuB-cpuA)/time.Duration(*runs)))
 
 	mem, err := memory(*bin, *sleepPath, env)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "timeit:", err)
-		os.Exit(1)
+		return err
 	}
 	for _, k := range []string{"VmRSS", "RssAnon", "RssFile", "VmHWM"} {
-		fmt.Printf("%s\t%s\n", k, mem[k])
+		fmt.Fprintf(out, "%s\t%s\n", k, mem[k])
 	}
+	return nil
 }
 
-// run starts argv, waits for it, and returns the wall time and the CPU
+// timeRun starts argv, waits for it, and returns the wall time and the CPU
 // time (user + system) it used. It exits on any failure.
-func run(argv, env []string) (time.Duration, time.Duration) {
+func timeRun(argv, env []string) (time.Duration, time.Duration) {
 	start := time.Now()
 	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "timeit: %v: %v\n", argv, err)
+		fmt.Fprintf(os.Stderr, "harness passthrough: %v: %v\n", argv, err)
 		os.Exit(1)
 	}
 	var ws syscall.WaitStatus
@@ -89,14 +93,12 @@ func run(argv, env []string) (time.Duration, time.Duration) {
 	}
 	wall := time.Since(start)
 	if err != nil || !ws.Exited() || ws.ExitStatus() != 0 {
-		fmt.Fprintf(os.Stderr, "timeit: %v: %v, status %v\n", argv, err, ws)
+		fmt.Fprintf(os.Stderr, "harness passthrough: %v: %v, status %v\n", argv, err, ws)
 		os.Exit(1)
 	}
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	return wall, cpu
 }
-
-func median(ds []time.Duration) time.Duration { return percentile(ds, 50) }
 
 // percentile is the nearest-rank percentile p of ds.
 func percentile(ds []time.Duration, p int) time.Duration {
@@ -105,7 +107,8 @@ func percentile(ds []time.Duration, p int) time.Duration {
 	return s[(len(s)*p+99)/100-1]
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
+// ms3 formats d in milliseconds to the microsecond.
+func ms3(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
 
 // memory starts `bin -- sleep 600`, waits until the sleep runs (the
 // supervisor is then past resolution and waiting), lets it settle, reads

@@ -1,0 +1,11 @@
+# Sourced by the bench scripts, from the repository's root: a scratch
+# directory, the harness, and the release build as `make build` makes it.
+GO=${GO:-go}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT INT TERM
+"$GO" build -o "$tmp/harness" ./bench/harness
+
+# release_build OUT [TAGS]: CGO_ENABLED=0, -trimpath, grpcnotrace, stripped.
+release_build() {
+	CGO_ENABLED=0 "$GO" build -trimpath -tags "grpcnotrace ${2:-}" -ldflags '-s -w' -o "$1" .
+}
