@@ -13,7 +13,6 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +28,8 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+
+	"github.com/secrets-init/secrets-init/internal/testbin"
 )
 
 // patience bounds every wait: long enough for a loaded CI machine, short
@@ -38,93 +39,12 @@ const patience = 30 * time.Second
 // stdPath is the only ambient variable the processes under test get.
 const stdPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-var build struct {
-	once           sync.Once
-	dir, bin, prog string
-	err            error
-}
-
-// buildBinary builds secrets-init once per test run, into a private
-// temporary directory, and returns its path. Extra `go build` flags (such
-// as -race or -tags=no_aws,no_gcp) come from SECRETS_INIT_TEST_BUILDFLAGS;
-// without -race the build is static (CGO_ENABLED=0) like a release.
-func buildBinary(t testing.TB) string {
-	t.Helper()
-	buildAll(t)
-	return build.bin
-}
+// buildBinary builds secrets-init (see testbin.Build).
+func buildBinary(t testing.TB) string { return testbin.SecretsInit(t) }
 
 // buildTestprog builds internal/testprog, the child side of these tests.
 func buildTestprog(t testing.TB) string {
-	t.Helper()
-	buildAll(t)
-	return build.prog
-}
-
-// cleanupBuilds removes what buildBinary built. TestMain may call it after
-// m.Run; a later run removes the builds of runs that are gone anyway.
-func cleanupBuilds() {
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
-	}
-}
-
-const buildPrefix = "secrets-init-inittest-"
-
-func buildAll(t testing.TB) {
-	t.Helper()
-	build.once.Do(func() {
-		removeStaleBuilds()
-		dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", buildPrefix, os.Getpid()))
-		if err != nil {
-			build.err = err
-			return
-		}
-		build.dir = dir
-		flags := strings.Fields(os.Getenv("SECRETS_INIT_TEST_BUILDFLAGS"))
-		for _, b := range []struct{ out, pkg string }{
-			{filepath.Join(dir, "secrets-init"), "."},
-			{filepath.Join(dir, "testprog"), "./internal/testprog"},
-		} {
-			args := append([]string{"build", "-o", b.out}, flags...)
-			cmd := exec.Command(goTool(), append(args, b.pkg)...)
-			cmd.Env = os.Environ()
-			if !slices.Contains(flags, "-race") {
-				cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
-			}
-			if out, err := cmd.CombinedOutput(); err != nil {
-				build.err = fmt.Errorf("go %s: %v\n%s", strings.Join(cmd.Args[1:], " "), err, out)
-				return
-			}
-		}
-		build.bin = filepath.Join(dir, "secrets-init")
-		build.prog = filepath.Join(dir, "testprog")
-	})
-	if build.err != nil {
-		t.Fatalf("building the binaries under test: %v", build.err)
-	}
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	if root := os.Getenv("GOROOT"); root != "" {
-		return filepath.Join(root, "bin", "go")
-	}
-	return "go"
-}
-
-// removeStaleBuilds removes the build directories of test runs whose
-// process is gone (their names carry its pid).
-func removeStaleBuilds() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), buildPrefix+"*"))
-	for _, d := range dirs {
-		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), buildPrefix), "-")
-		if _, err := os.Stat("/proc/" + pid); errors.Is(err, os.ErrNotExist) {
-			os.RemoveAll(d)
-		}
-	}
+	return testbin.Build(t, testbin.Module+"/internal/testprog")
 }
 
 var unshareCheck struct {

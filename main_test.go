@@ -8,12 +8,22 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/secrets-init/secrets-init/internal/testbin"
 )
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(cleanup{m}, map[string]func(){
 		"secrets-init": func() { os.Exit(run(os.Args[1:])) },
 	})
+}
+
+// cleanup removes the binaries init_test.go built once the tests are done.
+type cleanup struct{ m *testing.M }
+
+func (c cleanup) Run() int {
+	defer testbin.Cleanup()
+	return c.m.Run()
 }
 
 // TestScript runs the CLI scripts in testdata/script: each one is a small

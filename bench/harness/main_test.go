@@ -2,26 +2,17 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/secrets-init/secrets-init/internal/testbin"
 )
 
 // TestHarness runs each benchmark once, small, against a freshly built
 // secrets-init: the tables come out, every run checked its child's values,
 // and the fleet's processes all started their child.
 func TestHarness(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "secrets-init")
-	build := exec.Command("go", "build", "-o", bin, "../..")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testbin.SecretsInit(t)
 
 	var out bytes.Buffer
 	if err := stores(&out, []string{"-runs", "1", "-refs", "1,25", "-latency", "1ms", bin}); err != nil {

@@ -3,10 +3,11 @@ package main
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/secrets-init/secrets-init/internal/testbin"
 )
 
 // TestMain lets the test binary play the demo's child, as the demo binary
@@ -20,15 +21,7 @@ func TestMain(m *testing.M) {
 
 // TestDemo builds secrets-init and runs the whole demo against it.
 func TestDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "secrets-init")
-	build := exec.Command("go", "build", "-o", bin, "../..")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testbin.SecretsInit(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

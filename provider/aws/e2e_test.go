@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secrets-init/secrets-init/internal/testbin"
 	"github.com/secrets-init/secrets-init/provider/aws/awsfake"
 )
 
@@ -16,15 +17,7 @@ import (
 // variables pointing it at the fake: the product's own Open, endpoint and
 // credential handling, with no test hook.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "secrets-init")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = "../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testbin.SecretsInit(t)
 
 	f := awsfake.New()
 	defer f.Close()

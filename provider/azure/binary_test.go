@@ -12,9 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/secrets-init/secrets-init/internal/testbin"
 	"github.com/secrets-init/secrets-init/provider/azure/azurefake"
 )
 
@@ -25,32 +25,8 @@ const (
 	vaultB = "https://beta.vault.azure.net"
 )
 
-var (
-	buildOnce sync.Once
-	bin       string
-	buildErr  error
-	buildOut  []byte
-)
-
 // binary builds secrets-init once for the package's tests.
-func binary(t *testing.T) string {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "secrets-init-azure")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		bin = filepath.Join(dir, "secrets-init")
-		cmd := exec.Command("go", "build", "-o", bin, ".")
-		cmd.Dir = filepath.Join("..", "..")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
-	}
-	return bin
-}
+func binary(t *testing.T) string { return testbin.SecretsInit(t) }
 
 type run struct {
 	code           int

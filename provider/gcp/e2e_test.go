@@ -8,47 +8,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-)
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	"github.com/secrets-init/secrets-init/internal/testbin"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
-// binary builds secrets-init (the module root) once per test run.
-func binary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "secrets-init-gcp-e2e")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "secrets-init")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/secrets-init/secrets-init").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v", buildErr)
-	}
-	return binPath
-}
+// binary builds secrets-init once per test run.
+func binary(t *testing.T) string { return testbin.SecretsInit(t) }
 
 // run runs the binary with an environment built from scratch: PATH, a
 // private HOME and env. It returns stdout, stderr and the exit code.
