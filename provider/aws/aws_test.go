@@ -392,22 +392,25 @@ func checkErrors(t *testing.T, res []provider.Result, wants []string) {
 	}
 }
 
-// Roles made for doitintl/secrets-init may grant GetSecretValue only.
+// Roles made for doitintl/secrets-init may grant GetSecretValue only, and
+// some emulators serve only GetSecretValue: both fall back to it.
 func TestSecretsManagerBatchDenied(t *testing.T) {
-	f := newFake(t, "us-east-1")
-	f.FailOp("BatchGetSecretValue", "AccessDeniedException", "not authorized to perform: secretsmanager:BatchGetSecretValue")
-	var refs []string
-	for i := range 3 {
-		refs = append(refs, fmt.Sprint("aws:secretsmanager:s", i))
-		f.PutSecret("us-east-1", fmt.Sprint("s", i), awsfake.Secret{String: fmt.Sprint("v", i)})
-	}
-	for i, r := range resolve(t, refs...) {
-		if want := fmt.Sprint("v", i); string(r.Value) != want {
-			t.Errorf("%s: %q, %v", refs[i], r.Value, r.Err)
+	for _, code := range []string{"AccessDeniedException", "UnknownOperationException"} {
+		f := newFake(t, "us-east-1")
+		f.FailOp("BatchGetSecretValue", code, "no secretsmanager:BatchGetSecretValue")
+		var refs []string
+		for i := range 3 {
+			refs = append(refs, fmt.Sprint("aws:secretsmanager:s", i))
+			f.PutSecret("us-east-1", fmt.Sprint("s", i), awsfake.Secret{String: fmt.Sprint("v", i)})
 		}
-	}
-	if b, g := f.Count("BatchGetSecretValue"), f.Count("GetSecretValue"); b != 1 || g != 3 {
-		t.Errorf("%d batch and %d single calls, want 1 and 3", b, g)
+		for i, r := range resolve(t, refs...) {
+			if want := fmt.Sprint("v", i); string(r.Value) != want {
+				t.Errorf("%s: %s: %q, %v", code, refs[i], r.Value, r.Err)
+			}
+		}
+		if b, g := f.Count("BatchGetSecretValue"), f.Count("GetSecretValue"); b != 1 || g != 3 {
+			t.Errorf("%s: %d batch and %d single calls, want 1 and 3", code, b, g)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 
 	"github.com/secrets-init/secrets-init/provider"
@@ -89,6 +90,21 @@ func mentionsKMS(msg string) bool {
 func isAccessDenied(err error) bool {
 	var ae smithy.APIError
 	return errors.As(err, &ae) && (ae.ErrorCode() == "AccessDeniedException" || ae.ErrorCode() == "AccessDenied")
+}
+
+// isUnsupported reports whether err says the endpoint does not know the
+// operation: an emulator or an older service that serves GetSecretValue but
+// not BatchGetSecretValue.
+func isUnsupported(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "UnknownOperationException", "InvalidAction", "NotImplemented", "UnsupportedOperation":
+			return true
+		}
+	}
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && (re.HTTPStatusCode() == 404 || re.HTTPStatusCode() == 501)
 }
 
 func oneLine(s string) string {

@@ -22,8 +22,9 @@ type secretsManager struct {
 	limit   *provider.Limiter
 	log     *slog.Logger
 	clients *regionClients[secretsmanager.Client]
-	// noBatch is set once BatchGetSecretValue was denied: roles made for
-	// doitintl/secrets-init may grant only GetSecretValue.
+	// noBatch is set once BatchGetSecretValue was denied or not served:
+	// roles made for doitintl/secrets-init may grant only GetSecretValue,
+	// and some emulators serve only GetSecretValue.
 	noBatch atomic.Bool
 }
 
@@ -65,9 +66,9 @@ func (p *secretsManager) batch(ctx context.Context, c call, targets []provider.T
 		byID[ids[k]] = i
 	}
 	out, err := p.clients.get(c.region).BatchGetSecretValue(ctx, &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids})
-	if isAccessDenied(err) {
+	if isAccessDenied(err) || isUnsupported(err) {
 		if !p.noBatch.Swap(true) {
-			p.log.Info("secretsmanager:BatchGetSecretValue is denied: fetching secrets one by one (grant it to batch)")
+			p.log.Info("secretsmanager:BatchGetSecretValue is denied or not served: fetching secrets one by one")
 		}
 		return c.idx
 	}
