@@ -97,8 +97,10 @@ func newFlags(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("secrets-init", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.provider, "provider", "", "accepted for doitintl/secrets-init compatibility; stores are detected from the references")
+	fs.StringVar(&o.provider, "p", "", "shorthand for --provider (doitintl's)")
 	fs.BoolVar(&o.exitEarly, "exit-early", false, "accepted for compatibility; failing closed is always the behaviour")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logFormat, "l", "text", "shorthand for --log-format (doitintl's)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.googleProject, "google-project", "", "Google Cloud project for short gcp:secretmanager: references")
 	fs.BoolVar(&o.interactive, "interactive", false, "accepted for compatibility; a terminal on stdin is detected")
@@ -130,8 +132,9 @@ func parseFlags(args []string) (*options, []string, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if set["i"] {
-		set["interactive"] = true
+	for short, long := range map[string]string{"i": "interactive", "l": "log-format", "p": "provider"} {
+		set[long] = set[long] || set[short]
+		set[short] = true // shorthands have no variable of their own
 	}
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -146,7 +149,7 @@ func parseFlags(args []string) (*options, []string, error) {
 			}
 			name = legacy
 		}
-		if !ok || env == "" || set[f.Name] || f.Name == "i" || f.Name == "version" || err != nil {
+		if !ok || env == "" || set[f.Name] || f.Name == "version" || err != nil {
 			return
 		}
 		values := []string{env}
