@@ -350,9 +350,9 @@ func fail(o *options, log *slog.Logger, res *provider.Resolution, err error) {
 	}
 	for _, v := range f.Vars {
 		if o.logFormat == "json" {
-			log.Error("cannot resolve", "variable", v.Name, "reference", v.Reference, "error", v.Err.Error())
+			log.Error("cannot resolve", "variable", v.Name, "reference", v.Reference, "error", v.Reason())
 		} else {
-			fmt.Fprintf(os.Stderr, "secrets-init: %s: %s: %v\n", v.Name, v.Reference, v.Err)
+			fmt.Fprintf(os.Stderr, "secrets-init: %s: %s: %s\n", v.Name, v.Reference, v.Reason())
 		}
 	}
 	summary := fmt.Sprintf("%d of %d references failed; the command was not started", len(f.Vars), len(res.Report))
@@ -371,7 +371,7 @@ func report(o *options, res *provider.Resolution, err error) int {
 		status := "ok"
 		switch {
 		case s.Err != nil:
-			status = "error: " + s.Err.Error()
+			status = "error: " + s.Reason()
 		case s.Missing:
 			status = "missing (left unset)"
 		}

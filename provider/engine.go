@@ -42,6 +42,14 @@ type Status struct {
 	Latency   time.Duration // how long its store took
 }
 
+// Reason is why the variable failed, on one line ("" when it did not).
+func (s Status) Reason() string {
+	if s.Err == nil {
+		return ""
+	}
+	return strings.Join(strings.Fields(s.Err.Error()), " ")
+}
+
 // Resolution is the result of Resolve.
 type Resolution struct {
 	Env    []string // the child's environment
@@ -56,7 +64,7 @@ type Failure struct{ Vars []Status }
 func (f *Failure) Error() string {
 	lines := make([]string, len(f.Vars))
 	for i, v := range f.Vars {
-		lines[i] = v.Name + ": " + v.Reference + ": " + v.Err.Error()
+		lines[i] = v.Name + ": " + v.Reference + ": " + v.Reason()
 	}
 	return strings.Join(lines, "\n")
 }

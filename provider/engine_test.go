@@ -394,6 +394,19 @@ func TestResolveDeadline(t *testing.T) {
 	}
 }
 
+func TestFailureIsOneLinePerVariable(t *testing.T) {
+	m := newMem(nil)
+	cfg := config(t, m)
+	cfg.Stores[Vault] = func(context.Context, Settings) (Provider, error) {
+		return nil, errors.New("the server said:\n  line one\r\n  line two")
+	}
+	_, err := resolve(t, cfg, "A=vault:a", "B=vault:b")
+	want := "A: vault:a: the server said: line one line two\nB: vault:b: the server said: line one line two"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %q\nwant %q", err, want)
+	}
+}
+
 func TestResolveStorePanic(t *testing.T) {
 	m := newMem(map[string]string{"s": canary})
 	m.panics = true
