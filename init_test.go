@@ -529,13 +529,7 @@ func TestInitForwardsSignals(t *testing.T) {
 	// comes through.
 	waitFor(t, "the child and the grandchild to get SIGRTMIN+2", func() bool {
 		p.signal(36)
-		var got int
-		for _, f := range p.stdout.records("sig") {
-			if f[4] == "SIG36" {
-				got++
-			}
-		}
-		return got >= 2
+		return countSignals(p, "child", "SIG36") > 0 && countSignals(p, "grandchild", "SIG36") > 0
 	}, stringer("stdout:\n"), p.stdout)
 	p.stdin.Close()
 	if code := p.wait(); code != 0 {

@@ -28,10 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-if [ -z "${BIN:-}" ]; then
-	release_build "$tmp/secrets-init"
-	BIN=$tmp/secrets-init
-fi
+binary_under_test
 LABEL=${LABEL:-$(git describe --tags --always --dirty 2>/dev/null || echo this)}
 echo "# fleet: 200 processes x 10 Secrets Manager references, 100 requests/s ($(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start)"
 "$tmp/harness" fleet -label "$LABEL, start as they can" "$@" "$BIN"

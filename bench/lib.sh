@@ -9,3 +9,11 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 release_build() {
 	CGO_ENABLED=0 "$GO" build -trimpath -tags "grpcnotrace ${2:-}" -ldflags '-s -w' -o "$1" .
 }
+
+# binary_under_test sets BIN, unless the caller did, to a release build.
+binary_under_test() {
+	if [ -z "${BIN:-}" ]; then
+		release_build "$tmp/secrets-init"
+		BIN=$tmp/secrets-init
+	fi
+}

@@ -13,10 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-if [ -z "${BIN:-}" ]; then
-	release_build "$tmp/secrets-init"
-	BIN=$tmp/secrets-init
-fi
+binary_under_test
 echo "# time to start the child, per store ($(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start)"
 "$tmp/harness" stores "$@" "$BIN"
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -21,7 +21,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
@@ -128,7 +127,7 @@ func (st *store) fetch(ctx context.Context, t provider.Target) provider.Result {
 		return provider.Result{Err: err}
 	}
 	var raw *http.Response
-	resp, err := c.GetSecret(runtime.WithCaptureResponse(ctx, &raw), t.Name, t.Version, nil)
+	resp, err := c.GetSecret(policy.WithCaptureResponse(ctx, &raw), t.Name, t.Version, nil)
 	if err != nil {
 		return provider.Result{Err: describe(ctx, err, raw, vault, t.Version)}
 	}
