@@ -35,7 +35,7 @@ type memStore struct {
 	seen     []Target
 }
 
-func (m *memStore) open(_ context.Context, s Settings) (Provider, error) {
+func (m *memStore) open(_ context.Context, s Settings) (Store, error) {
 	return memProvider{m, s.Limit}, nil
 }
 
@@ -397,7 +397,7 @@ func TestResolveDeadline(t *testing.T) {
 func TestFailureIsOneLinePerVariable(t *testing.T) {
 	m := newMem(nil)
 	cfg := config(t, m)
-	cfg.Stores[Vault] = func(context.Context, Settings) (Provider, error) {
+	cfg.Stores[Vault] = func(context.Context, Settings) (Store, error) {
 		return nil, errors.New("the server said:\n  line one\r\n  line two")
 	}
 	_, err := resolve(t, cfg, "A=vault:a", "B=vault:b")
@@ -424,7 +424,7 @@ func TestResolveStorePanic(t *testing.T) {
 func TestResolveOpensOnlyReferencedStores(t *testing.T) {
 	opened := false
 	cfg := config(t, newMem(nil))
-	cfg.Stores[Vault] = func(context.Context, Settings) (Provider, error) {
+	cfg.Stores[Vault] = func(context.Context, Settings) (Store, error) {
 		opened = true
 		return nil, errors.New("opened")
 	}
@@ -446,14 +446,6 @@ func TestSecretFile(t *testing.T) {
 	_, err := resolve(t, cfg, "D=secretfile:"+dir+"#k", "M=secretfile:"+dir+"/missing")
 	if err == nil || !strings.Contains(err.Error(), "D: secretfile:"+dir+"#k: cannot read file") || !strings.Contains(err.Error(), "M: secretfile:"+dir+"/missing: file "+dir+"/missing not found") {
 		t.Errorf("err = %v", err)
-	}
-}
-
-func TestMergeEnv(t *testing.T) {
-	got := MergeEnv([]string{"A=process", "B=process"}, []string{"A=file1", "C=file1", "D=file1"}, []string{"C=file2", "B=file2", "E=file2"})
-	want := []string{"A=process", "B=process", "C=file2", "D=file1", "E=file2"}
-	if !slices.Equal(got, want) {
-		t.Errorf("MergeEnv = %q, want %q", got, want)
 	}
 }
 

@@ -2,13 +2,12 @@ package provider
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/secrets-init/secrets-init/internal/atomicfile"
 )
 
 // Files writes the values delivered with ?file. Values without a path go
@@ -23,7 +22,7 @@ type Files struct {
 // Dir returns the private directory, or "" when none was made.
 func (f *Files) Dir() string { return f.private }
 
-// Write writes value atomically (see WriteAtomic) with mode 0400, at path
+// Write writes value atomically (see atomicfile.Write) with mode 0400, at path
 // or, when path is empty, in the private directory under the variable's
 // name. It returns the file's path.
 func (f *Files) Write(name, path string, value []byte) (string, error) {
@@ -44,7 +43,7 @@ func (f *Files) Write(name, path string, value []byte) (string, error) {
 		path = abs
 		f.written = append(f.written, path)
 	}
-	if err := WriteAtomic(path, bytes.NewReader(value), 0o400); err != nil {
+	if err := atomicfile.Write(path, bytes.NewReader(value), 0o400); err != nil {
 		return "", fmt.Errorf("?file: %w", err)
 	}
 	return path, nil
@@ -86,45 +85,6 @@ func (f *Files) rollback() {
 	}
 	f.written = nil
 	f.Remove()
-}
-
-// WriteAtomic writes what r holds to path, with mode perm: to a temporary
-// file in the same directory, synced, then renamed into place, so that
-// path never holds a part of it. Errors name paths, never the content.
-func WriteAtomic(path string, r io.Reader, perm os.FileMode) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return unwrapPath(err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("writing %s: %w", path, unwrapPath(err))
-		}
-	}()
-	if err = tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = io.Copy(tmp, r); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-// unwrapPath drops the *PathError wrapper around the temporary file's name.
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s %s: %w", pe.Op, filepath.Dir(pe.Path), pe.Err)
-	}
-	return err
 }
 
 func exists(path string) bool {

@@ -1,8 +1,6 @@
 package provider
 
 import (
-	"bytes"
-	"strings"
 	"testing"
 )
 
@@ -34,40 +32,6 @@ func FuzzParse(f *testing.F) {
 		}
 		if again.String() != canon {
 			t.Fatalf("String is not stable: %q then %q", canon, again.String())
-		}
-	})
-}
-
-// FuzzParseEnvFile checks that the dotenv parser never panics, returns
-// only NAME=VALUE entries with valid names, and reads back what it wrote
-// in double quotes.
-func FuzzParseEnvFile(f *testing.F) {
-	for _, s := range []string{
-		"A=1\nexport B='two words'\n# comment\nC=\"multi\nline\" # note\nD=x #y\n",
-		"E=\"esc \\\"q\\\" \\n \\\\ \\$\"\r\nF=a=b=c\n", "\ufeffG=bom", "bad line\n", "H='unterminated",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		env, err := ParseEnvFile(strings.NewReader(s))
-		if err != nil {
-			return
-		}
-		var out bytes.Buffer
-		for _, kv := range env {
-			name, value, ok := strings.Cut(kv, "=")
-			if !ok || !validName(name) {
-				t.Fatalf("entry %q has no valid name", kv)
-			}
-			r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", `\r`)
-			out.WriteString(name + "=\"" + r.Replace(value) + "\"\n")
-		}
-		again, err := ParseEnvFile(&out)
-		if err != nil {
-			t.Fatalf("written back %q: %v", out.String(), err)
-		}
-		if strings.Join(again, "\x00") != strings.Join(env, "\x00") {
-			t.Fatalf("round trip: %q became %q", env, again)
 		}
 	})
 }

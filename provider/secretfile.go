@@ -10,7 +10,7 @@ import (
 
 // OpenFile opens the secretfile: store, which reads local files such as
 // Docker secrets (/run/secrets/NAME) or mounted Kubernetes Secrets.
-func OpenFile(_ context.Context, s Settings) (Provider, error) {
+func OpenFile(_ context.Context, s Settings) (Store, error) {
 	return fileStore{s.Limit}, nil
 }
 

@@ -185,6 +185,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/secrets-init/secrets-init/envfile"
 	"github.com/secrets-init/secrets-init/provider"
 )
 
@@ -200,7 +201,7 @@ type ref struct {
 
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "envfile" {
-		env, err := provider.ReadEnvFile(os.Args[2])
+		env, err := envfile.Read(os.Args[2])
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

@@ -109,7 +109,7 @@ func (jitterBackoff) BackoffDelay(attempt int, err error) (time.Duration, error)
 }
 
 // OpenSecretsManager opens the AWS Secrets Manager store.
-func OpenSecretsManager(_ context.Context, s provider.Settings) (provider.Provider, error) {
+func OpenSecretsManager(_ context.Context, s provider.Settings) (provider.Store, error) {
 	e, err := processEnv()
 	if err != nil {
 		return nil, err
@@ -118,7 +118,7 @@ func OpenSecretsManager(_ context.Context, s provider.Settings) (provider.Provid
 }
 
 // OpenSSM opens the AWS SSM Parameter Store store.
-func OpenSSM(_ context.Context, s provider.Settings) (provider.Provider, error) {
+func OpenSSM(_ context.Context, s provider.Settings) (provider.Store, error) {
 	e, err := processEnv()
 	if err != nil {
 		return nil, err

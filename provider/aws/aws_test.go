@@ -62,11 +62,11 @@ func targets(tb testing.TB, refs []string) ([]provider.Target, []int) {
 
 // open opens the store of kind on the current environment, with the
 // default --concurrency of 16.
-func open(tb testing.TB, kind provider.Kind) provider.Provider {
+func open(tb testing.TB, kind provider.Kind) provider.Store {
 	return openLimited(tb, kind, 16)
 }
 
-func openLimited(tb testing.TB, kind provider.Kind, concurrency int) provider.Provider {
+func openLimited(tb testing.TB, kind provider.Kind, concurrency int) provider.Store {
 	tb.Helper()
 	e, err := loadEnv(context.Background())
 	if err != nil {
@@ -591,10 +591,10 @@ func resolveEnv(t *testing.T, timeout time.Duration, environ ...string) (*provid
 	}
 	cfg := provider.Config{
 		Stores: map[provider.Kind]provider.Opener{
-			provider.SecretsManager: func(_ context.Context, s provider.Settings) (provider.Provider, error) {
+			provider.SecretsManager: func(_ context.Context, s provider.Settings) (provider.Store, error) {
 				return newSecretsManager(e, s), nil
 			},
-			provider.SSM: func(_ context.Context, s provider.Settings) (provider.Provider, error) {
+			provider.SSM: func(_ context.Context, s provider.Settings) (provider.Store, error) {
 				return newSSM(e, s), nil
 			},
 		},

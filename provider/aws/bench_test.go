@@ -38,7 +38,7 @@ func BenchmarkResolve(b *testing.B) {
 				}
 				s := provider.Settings{Limit: provider.NewLimiter(16)}
 				for b.Loop() {
-					var p provider.Provider = newSecretsManager(e, s)
+					var p provider.Store = newSecretsManager(e, s)
 					if kind == provider.SSM {
 						p = newSSM(e, s)
 					}

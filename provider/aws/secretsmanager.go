@@ -39,7 +39,7 @@ func newSecretsManager(e *env, s provider.Settings) *secretsManager {
 	}
 }
 
-// Fetch implements provider.Provider.
+// Fetch implements provider.Store.
 func (p *secretsManager) Fetch(ctx context.Context, targets []provider.Target) []provider.Result {
 	return fetch(ctx, p.env, p.limit, p, smBatchSize, targets)
 }

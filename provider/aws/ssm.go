@@ -38,7 +38,7 @@ func newSSM(e *env, s provider.Settings) *ssmStore {
 	}
 }
 
-// Fetch implements provider.Provider.
+// Fetch implements provider.Store.
 func (p *ssmStore) Fetch(ctx context.Context, targets []provider.Target) []provider.Result {
 	return fetch(ctx, p.env, p.limit, p, ssmBatchSize, targets)
 }

@@ -37,7 +37,7 @@ const pkcs12 = "application/x-pkcs12"
 
 // Open returns the Key Vault store, reading the process environment. It
 // does no network I/O: the credential and clients work on first Fetch.
-func Open(_ context.Context, s provider.Settings) (provider.Provider, error) {
+func Open(_ context.Context, s provider.Settings) (provider.Store, error) {
 	// AZURE_SDK_GO_LOGGING=all makes the SDK log requests and responses to
 	// stderr: no SDK log line may carry a value or a token.
 	azlog.SetListener(nil)
@@ -48,7 +48,7 @@ func Open(_ context.Context, s provider.Settings) (provider.Provider, error) {
 	return st, nil
 }
 
-// store is the Key Vault Provider.
+// store is the Key Vault store.
 type store struct {
 	limit     *provider.Limiter
 	transport *http.Transport // closed after each Fetch, so no connection outlives it

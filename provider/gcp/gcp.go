@@ -41,7 +41,7 @@ const EmulatorEnv = "SECRET_MANAGER_EMULATOR_HOST"
 
 // Open returns the store, configured from the environment. It does no I/O:
 // credentials, the default project and connections are looked up by Fetch.
-func Open(_ context.Context, s provider.Settings) (provider.Provider, error) {
+func Open(_ context.Context, s provider.Settings) (provider.Store, error) {
 	st := &store{settings: s, endpoint: regionalEndpoint}
 	if host := os.Getenv(EmulatorEnv); host != "" {
 		st.endpoint = func(string) string { return host }

@@ -87,7 +87,7 @@ func targets(t testing.TB, refs ...string) []provider.Target {
 	return ts
 }
 
-func fetch(t testing.TB, p provider.Provider, timeout time.Duration, refs ...string) []provider.Result {
+func fetch(t testing.TB, p provider.Store, timeout time.Duration, refs ...string) []provider.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

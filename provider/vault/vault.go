@@ -22,7 +22,7 @@ import (
 	"github.com/secrets-init/secrets-init/provider"
 )
 
-// store is the Vault Provider.
+// store is the Vault store.
 type store struct {
 	client *api.Client
 	http   *http.Client // the client's, to release its connections
@@ -34,7 +34,7 @@ type store struct {
 
 // Open configures a Vault client from the environment. It does no network
 // I/O: the login, if any, happens in Fetch.
-func Open(_ context.Context, s provider.Settings) (provider.Provider, error) {
+func Open(_ context.Context, s provider.Settings) (provider.Store, error) {
 	cfg := api.DefaultConfig()
 	if cfg.Error != nil {
 		return nil, fmt.Errorf("vault client configuration: %w", cfg.Error)

@@ -1,4 +1,6 @@
-package provider
+// Package envfile reads dotenv files, the --env-file format, and merges
+// them with the process environment.
+package envfile
 
 import (
 	"errors"
@@ -8,27 +10,27 @@ import (
 	"strings"
 )
 
-// ReadEnvFile reads a dotenv file: NAME=VALUE lines, an optional `export `
+// Read reads a dotenv file: NAME=VALUE lines, an optional `export `
 // prefix, `#` comments, and values that are unquoted (trimmed; a ` #`
 // starts a comment), 'single-quoted' (literal) or "double-quoted" (with
 // \n, \r, \t, \", \\ and \$ escapes, and able to span lines). It returns
 // NAME=VALUE entries in file order.
-func ReadEnvFile(path string) ([]string, error) {
+func Read(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("--env-file: %w", err)
 	}
 	defer f.Close()
-	env, err := ParseEnvFile(f)
+	env, err := Parse(f)
 	if err != nil {
 		return nil, fmt.Errorf("--env-file %s: %w", path, err)
 	}
 	return env, nil
 }
 
-// ParseEnvFile parses dotenv text; see ReadEnvFile. Errors name the line,
+// Parse parses dotenv text; see Read. Errors name the line,
 // never its value. It reads the text once, front to back.
-func ParseEnvFile(r io.Reader) ([]string, error) {
+func Parse(r io.Reader) ([]string, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
@@ -142,17 +144,17 @@ func isComment(s string) bool {
 // validName reports whether s is a shell-style variable name.
 func validName(s string) bool {
 	for i, c := range s {
-		if !(c == '_' || isAlnum(c) && !(i == 0 && isDigit(c))) {
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' && i > 0) {
 			return false
 		}
 	}
 	return s != ""
 }
 
-// MergeEnv returns environ followed by the entries of files whose names
+// Merge returns environ followed by the entries of files whose names
 // environ does not set: the process environment wins over every file, and
 // among files the last one that sets a name wins (as in docker compose).
-func MergeEnv(environ []string, files ...[]string) []string {
+func Merge(environ []string, files ...[]string) []string {
 	set := map[string]bool{}
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")

@@ -16,8 +16,8 @@ import (
 // Such a reference is left unset under ?optional or --ignore-missing.
 var ErrNotFound = errors.New("not found")
 
-// A Provider resolves the fetch targets of one Kind.
-type Provider interface {
+// A Store resolves the fetch targets of one Kind.
+type Store interface {
 	// Fetch resolves every target and returns one Result per target, in
 	// the same order. It is called once per resolution with every target
 	// of its Kind, so that it can batch; concurrent calls it makes go
@@ -44,10 +44,10 @@ type Settings struct {
 	Limit         *Limiter     // bounds concurrent calls (--concurrency)
 }
 
-// An Opener creates a Provider. It is called only when the environment
+// An Opener creates a Store. It is called only when the environment
 // references its Kind, so no client (and no metadata or network call)
 // exists for a store nobody references.
-type Opener func(ctx context.Context, s Settings) (Provider, error)
+type Opener func(ctx context.Context, s Settings) (Store, error)
 
 // A Limiter bounds the number of calls in flight across all stores.
 type Limiter struct{ slots chan struct{} }
