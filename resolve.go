@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/secrets-init/secrets-init/envfile"
+	"github.com/secrets-init/secrets-init/internal/options"
+	"github.com/secrets-init/secrets-init/provider"
+	"github.com/secrets-init/secrets-init/signals"
+)
+
+// resolve reads the environment and the --env-file files and resolves
+// their references; SIGTERM, SIGINT or SIGHUP on sigs abort it. A non-zero
+// code means there is nothing to report or run: it is the exit status
+// (128+N for an abort), already explained on stderr. Other signals that
+// come meanwhile have no child to go to.
+func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun bool) (*provider.Resolution, int, error) {
+	environ, err := environment(o.EnvFiles)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "secrets-init: %v\n", err)
+		return nil, exitFailed, nil
+	}
+	cfg := provider.Config{
+		Stores:        stores,
+		Settings:      provider.Settings{GoogleProject: o.GoogleProject, Log: log},
+		Timeout:       o.Timeout,
+		Concurrency:   o.Concurrency,
+		ExpandJSON:    o.ExpandJSON,
+		IgnoreMissing: o.IgnoreMissing,
+		Skip:          o.Skip,
+		Passthrough:   append(o.Passthrough, strings.Split(os.Getenv("VAULT_ENV_PASSTHROUGH"), ",")...),
+		DryRun:        dryRun,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		res *provider.Resolution
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := provider.Resolve(ctx, cfg, environ)
+		done <- result{res, err}
+	}()
+	for {
+		select {
+		case r := <-done:
+			return r.res, 0, r.err
+		case s := <-sigs:
+			sig, _ := s.(syscall.Signal)
+			switch sig {
+			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP:
+				fmt.Fprintf(os.Stderr, "secrets-init: %s: resolution aborted; the command was not started\n", signals.Name(sig))
+				return nil, 128 + int(sig), nil
+			}
+		}
+	}
+}
+
+// environment is the process environment merged with the --env-file
+// files. Variables a file adds are also set in this process, so that the
+// stores' SDKs see them (AWS_REGION, VAULT_ADDR, …).
+func environment(files []string) ([]string, error) {
+	var parsed [][]string
+	for _, f := range files {
+		env, err := envfile.Read(f)
+		if err != nil {
+			return nil, err
+		}
+		parsed = append(parsed, env)
+	}
+	environ := envfile.Merge(os.Environ(), parsed...)
+	for _, kv := range environ[len(os.Environ()):] {
+		name, value, _ := strings.Cut(kv, "=")
+		os.Setenv(name, value)
+	}
+	return environ, nil
+}
+
+// fail reports a failed resolution: a line per failed variable, then a
+// summary. No value is in any of it.
+func fail(o *options.Options, log *slog.Logger, res *provider.Resolution, err error) {
+	var f *provider.Failure
+	if !errors.As(err, &f) {
+		log.Error("resolution failed", "err", err)
+		return
+	}
+	for _, v := range f.Vars {
+		if o.LogFormat == "json" {
+			log.Error("cannot resolve", "variable", v.Name, "reference", v.Reference, "error", v.Reason())
+		} else {
+			fmt.Fprintf(os.Stderr, "secrets-init: %s: %s: %s\n", v.Name, v.Reference, v.Reason())
+		}
+	}
+	summary := fmt.Sprintf("%d of %d references failed; the command was not started", len(f.Vars), len(res.Report))
+	if o.LogFormat == "json" {
+		log.Error(summary, "failed", len(f.Vars), "references", len(res.Report))
+	} else {
+		fmt.Fprintf(os.Stderr, "secrets-init: %s\n", summary)
+	}
+}
