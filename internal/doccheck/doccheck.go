@@ -30,14 +30,15 @@ func (p Problem) String() string {
 }
 
 // Files lists the files of the repository at root, slash-separated and
-// relative to it: the files git tracks, or, where git cannot tell (no git,
-// not a repository), every file under root outside hidden directories.
+// relative to it: the files git tracks (and that are still on disk), or,
+// where git cannot tell (no git, not a repository), every file under root
+// outside hidden directories.
 func Files(root string) ([]string, error) {
 	out, err := exec.Command("git", "-C", root, "ls-files", "-z").Output()
 	if err == nil {
 		var files []string
 		for _, f := range strings.Split(string(out), "\x00") {
-			if f != "" {
+			if _, err := os.Lstat(filepath.Join(root, filepath.FromSlash(f))); f != "" && err == nil {
 				files = append(files, f)
 			}
 		}
