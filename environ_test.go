@@ -286,3 +286,50 @@ func TestExecSanitisedEnvironment(t *testing.T) {
 	}
 	p.waitOutput()
 }
+
+// TestScrubWithoutProc: where /proc is not mounted (here a tmpfs hides it)
+// the block cannot be rewritten: secrets-init says so in one warning, with
+// no value in it, and runs the command all the same; with no auth input
+// set there is nothing to hide and nothing to say.
+func TestScrubWithoutProc(t *testing.T) {
+	t.Parallel()
+	unshare := requireUnshare(t)
+	if os.Geteuid() != 0 {
+		t.Skip("mounts a tmpfs on /proc: needs root")
+	}
+	bin, prog := buildBinary(t), buildTestprog(t)
+	canary := "canary-token-" + rand.Text()
+	for _, tc := range []struct {
+		name string
+		env  []string
+		warn bool
+	}{
+		{"VAULT_TOKEN set", []string{stdPath, "VAULT_TOKEN=" + canary, "VAULT_SECRET_ID=" + canary}, true},
+		{"no auth input", []string{stdPath, "PLAIN=x"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
+				`mount -t tmpfs none /proc && exec "$@"`, "sh", bin, "--", prog, "exit", "3")
+			cmd.Env = tc.env
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if code := cmd.ProcessState.ExitCode(); code != 3 {
+				t.Fatalf("exit code %d (%v), want the command's 3\nstderr:\n%s", code, err, stderr.Bytes())
+			}
+			if !strings.HasPrefix(string(out), "pid ") {
+				t.Errorf("the command did not run: stdout %q", out)
+			}
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			switch {
+			case bytes.Contains(stderr.Bytes(), []byte(canary)):
+				t.Errorf("stderr holds the token:\n%s", stderr.Bytes())
+			case !tc.warn && stderr.Len() != 0:
+				t.Errorf("stderr: %s", stderr.Bytes())
+			case tc.warn && (len(lines) != 1 || !strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[0], "/proc/self/stat")):
+				t.Errorf("stderr %q: want one warning naming /proc/self/stat", stderr.Bytes())
+			}
+		})
+	}
+}

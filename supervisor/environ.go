@@ -27,16 +27,28 @@ import (
 // normal dumpable flag back from execve.
 //
 // It is done even when the scrub fails; the error says what failed and
-// holds no byte of any value.
+// holds no byte of any value. A failed scrub is no error when none of the
+// variables is set (as far as os.LookupEnv knows): then there was nothing
+// to hide, for instance where /proc is not mounted.
 func ScrubEnviron(names, keep []string) error {
 	var errs []error
-	if err := scrubSelf(names, keep); err != nil {
+	if err := scrubSelf(names, keep); err != nil && anySet(names, keep) {
 		errs = append(errs, fmt.Errorf("environment block: %w", err))
 	}
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		errs = append(errs, fmt.Errorf("PR_SET_DUMPABLE: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// anySet reports whether a variable in names and not in keep is set.
+func anySet(names, keep []string) bool {
+	for _, name := range names {
+		if _, ok := os.LookupEnv(name); ok && name != "" && !slices.Contains(keep, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func scrubSelf(names, keep []string) error {
