@@ -167,6 +167,7 @@ type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	ns     bool     // PID 1 of its own namespace, under unshare
+	bin    string   // the secrets-init executable ("": buildBinary's)
 	stdin  *os.File // the write end of its stdin
 	stdout *lineLog
 	stderr *lineLog
@@ -180,12 +181,19 @@ type proc struct {
 // as PID 1 of a new PID namespace when ns is set.
 func startInit(t *testing.T, ns bool, env []string, args ...string) *proc {
 	t.Helper()
-	bin := buildBinary(t)
-	argv := append([]string{bin}, args...)
+	return startInitWith(t, ns, buildBinary(t), nil, env, args...)
+}
+
+// startInitWith is startInit with the binary bin, started through wrap
+// when wrap is not empty: a command that execs its arguments, such as
+// setpriv(1), so that bin keeps its pid.
+func startInitWith(t *testing.T, ns bool, bin string, wrap []string, env []string, args ...string) *proc {
+	t.Helper()
+	argv := append(append(slices.Clone(wrap), bin), args...)
 	if ns {
 		argv = append([]string{requireUnshare(t), "--pid", "--fork", "--mount-proc", "--kill-child"}, argv...)
 	}
-	p := &proc{t: t, ns: ns, stdout: &lineLog{}, stderr: &lineLog{}, exited: make(chan struct{})}
+	p := &proc{t: t, ns: ns, bin: bin, stdout: &lineLog{}, stderr: &lineLog{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = env
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -267,7 +275,11 @@ func (p *proc) initPid() int {
 	if p.pid > 0 {
 		return p.pid
 	}
-	bin, err := os.Stat(buildBinary(p.t))
+	path := p.bin
+	if path == "" {
+		path = buildBinary(p.t)
+	}
+	bin, err := os.Stat(path)
 	if err != nil {
 		p.t.Fatal(err)
 	}

@@ -94,6 +94,11 @@ func runCommand(args []string) int {
 		return exitFailed
 	}
 	defer res.Files.Remove()
+	// The command must not read the auth inputs from /proc/<pid>/environ
+	// either (docs/security.md). Harmless before --exec.
+	if err := supervisor.ScrubEnviron(provider.AuthInputs, passthrough(o)); err != nil {
+		log.Warn("auth inputs may still be readable in /proc/<secrets-init>/environ", "err", err)
+	}
 
 	cmd := supervisor.Command{
 		Args:    command,

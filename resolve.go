@@ -34,7 +34,7 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 		ExpandJSON:    o.ExpandJSON,
 		IgnoreMissing: o.IgnoreMissing,
 		Skip:          o.Skip,
-		Passthrough:   append(o.Passthrough, strings.Split(os.Getenv("VAULT_ENV_PASSTHROUGH"), ",")...),
+		Passthrough:   passthrough(o),
 		DryRun:        dryRun,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -61,6 +61,12 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 			}
 		}
 	}
+}
+
+// passthrough lists the auth inputs the command may keep: --passthrough
+// and vault-env's VAULT_ENV_PASSTHROUGH.
+func passthrough(o *options.Options) []string {
+	return append(o.Passthrough[:len(o.Passthrough):len(o.Passthrough)], strings.Split(os.Getenv("VAULT_ENV_PASSTHROUGH"), ",")...)
 }
 
 // environment is the process environment merged with the --env-file

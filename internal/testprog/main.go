@@ -16,10 +16,14 @@
 //	testprog orphans N MODE           make N orphans (MODE cat: exit when released;
 //	                                  sleep: sleep forever), then obey stdin
 //	testprog tty                      report the terminal, then record signals
+//	testprog inspect [parent]         report what this process (and, with parent,
+//	                                  what it can read of its parent) looks like,
+//	                                  then wait for EOF on stdin
 package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -69,6 +73,8 @@ func main() {
 		orphans(atoi(arg(args, 0)), arg(args, 1))
 	case "tty":
 		tty()
+	case "inspect":
+		inspect(len(args) > 0 && args[0] == "parent")
 	default:
 		fatalf("unknown command %q", os.Args[1])
 	}
@@ -311,4 +317,81 @@ func size() (int, int) {
 		return -1, -1
 	}
 	return int(ws.Row), int(ws.Col)
+}
+
+// inspect reports, as records whose data is hex ("-" when empty):
+//
+//	self UID EUID DUMPABLE ENVIRON       this process; ENVIRON is /proc/self/environ
+//	parent-environ ok DATA | error ERRNO /proc/PPID/environ
+//	parent-cmdline ok DATA | error ERRNO /proc/PPID/cmdline
+//	parent-envrange START END            env_start, env_end of /proc/PPID/stat (0 0: not shown)
+//	parent-mem ok DATA | error ERRNO     /proc/PPID/mem between them
+//	ready
+//
+// then waits for EOF on stdin, so that its parent can be looked at from
+// outside meanwhile.
+func inspect(parent bool) {
+	dumpable, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	if err != nil {
+		fatalf("PR_GET_DUMPABLE: %v", err)
+	}
+	environ, err := os.ReadFile("/proc/self/environ")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	say("self %d %d %d %s", os.Getuid(), os.Geteuid(), dumpable, hexOrDash(environ))
+	if parent {
+		dir := fmt.Sprintf("/proc/%d/", os.Getppid())
+		b, err := os.ReadFile(dir + "environ")
+		say("parent-environ %s", outcome(b, err))
+		b, err = os.ReadFile(dir + "cmdline")
+		say("parent-cmdline %s", outcome(b, err))
+		var start, end uint64
+		if stat, err := os.ReadFile(dir + "stat"); err == nil {
+			if i := strings.LastIndexByte(string(stat), ')'); i >= 0 {
+				if f := strings.Fields(string(stat[i+1:])); len(f) > 48 {
+					start, _ = strconv.ParseUint(f[47], 10, 64) // field 50
+					end, _ = strconv.ParseUint(f[48], 10, 64)   // field 51
+				}
+			}
+		}
+		say("parent-envrange %d %d", start, end)
+		say("parent-mem %s", readMem(dir+"mem", start, end))
+	}
+	say("ready")
+	io.Copy(io.Discard, os.Stdin)
+}
+
+// readMem reads the range [start, end) of the memory file mem; it opens
+// the file first, since opening is what the kernel checks.
+func readMem(mem string, start, end uint64) string {
+	f, err := os.Open(mem)
+	if err != nil {
+		return outcome(nil, err)
+	}
+	defer f.Close()
+	if start == 0 || end < start {
+		return "error no-range"
+	}
+	b := make([]byte, end-start)
+	_, err = f.ReadAt(b, int64(start))
+	return outcome(b, err)
+}
+
+func outcome(b []byte, err error) string {
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno):
+		return "error " + unix.ErrnoName(errno)
+	case err != nil:
+		return "error other"
+	}
+	return "ok " + hexOrDash(b)
+}
+
+func hexOrDash(b []byte) string {
+	if len(b) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%x", b)
 }
