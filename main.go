@@ -11,6 +11,7 @@ import (
 	"os/signal"
 
 	"github.com/secrets-init/secrets-init/internal/options"
+	"github.com/secrets-init/secrets-init/policy"
 	"github.com/secrets-init/secrets-init/provider"
 	"github.com/secrets-init/secrets-init/reaper"
 	"github.com/secrets-init/secrets-init/signals"
@@ -36,6 +37,7 @@ const usage = `Usage:
   secrets-init [FLAGS] [--] COMMAND [ARG...]  resolve secret references, then run and supervise COMMAND
   secrets-init check [FLAGS]                  resolve everything and print a value-free report
   secrets-init copy DIR                       copy this binary to DIR/secrets-init (mode 0755)
+  secrets-init policy [-f FILE|DIR|-]...      write the least-privilege policy the manifests' references need
   secrets-init --version | --help
 
 Every flag can also be set with SECRETS_INIT_<FLAG> (upper case, '-' as '_');
@@ -56,6 +58,8 @@ func run(args []string) int {
 			return copySelf(args[1:])
 		case "check":
 			return check(args[1:])
+		case "policy":
+			return policy.Main(args[1:], os.Stdin, os.Stdout, os.Stderr)
 		}
 	}
 	return runCommand(args)

@@ -1,0 +1,254 @@
+// Package policy writes the least-privilege grants that the secret
+// references of some manifests need: IAM policies, Vault policies, Google
+// and Azure role bindings, as JSON, HCL, Terraform or shell commands. It
+// reads Kubernetes manifests, docker compose files and dotenv files,
+// offline, and its output is deterministic.
+//
+// References are parsed by provider.Parse only; this package maps each
+// parsed Target to the resources a store's access control names.
+package policy
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/secrets-init/secrets-init/provider"
+)
+
+// Options are what the manifests do not say.
+type Options struct {
+	AWSRegion, AWSAccount, AWSPartition string
+	GoogleProject                       string
+	AzureSubscription, AzureGroup       string
+	AzureVaultURL                       string
+	VaultKV2                            []string // KV v2 mount paths
+	KMSKeys                             []string // AWS KMS key ARNs for kms:Decrypt
+	NoBatch                             bool
+	Refresh                             bool
+}
+
+// A store names the access control system that a grant belongs to.
+type store string
+
+const (
+	storeAWS   store = "aws"
+	storeVault store = "vault"
+	storeGCP   store = "gcp"
+	storeAzure store = "azure"
+)
+
+// A grant is one permission on one resource.
+type grant struct {
+	Store store
+	// Action is, for AWS, the IAM action; for Vault, the capability; for
+	// Google, the role; for Azure, the role's name.
+	Action string
+	// Resource is, for AWS, the ARN; for Vault, the policy path; for
+	// Google, the secret's full name (projects/P[/locations/L]/secrets/S);
+	// for Azure, the scope.
+	Resource string
+	// Google: the parts of Resource.
+	Project, Location, Secret string
+}
+
+// A scopeError is a reference whose grants cannot be written: it says what
+// is missing and which flag gives it.
+type scopeError struct{ msg string }
+
+func (e scopeError) Error() string { return e.msg }
+
+// missing is the error of a reference that lacks some parts: pairs of a
+// part and the flag that gives it, for the parts not given.
+func missing(pairs ...string) error {
+	var what, flags []string
+	for i := 0; i < len(pairs); i += 2 {
+		what, flags = append(what, pairs[i]), append(flags, pairs[i+1])
+	}
+	return scopeError{fmt.Sprintf("the reference does not name the %s: give %s", strings.Join(what, " and the "), strings.Join(flags, " and "))}
+}
+
+// storeOf is the access control system that reads a kind of reference
+// ("" for references that need no grant).
+func storeOf(k provider.Kind) store {
+	switch k {
+	case provider.SecretsManager, provider.SSM:
+		return storeAWS
+	case provider.Vault:
+		return storeVault
+	case provider.Google:
+		return storeGCP
+	case provider.Azure:
+		return storeAzure
+	}
+	// provider.File reads a local file: nothing to grant. A new kind of
+	// reference (jwe: keys) adds its case here and in grants: a key URI
+	// maps to kms:Decrypt (aws-kms://), roles/cloudkms.cryptoKeyDecrypter
+	// (gcp-kms://), "update" on MOUNT/decrypt/NAME (hcvault://).
+	return ""
+}
+
+// grants are the permissions that reading ref needs.
+func (o *Options) grants(ref provider.Ref) ([]grant, error) {
+	switch ref.Kind {
+	case provider.SecretsManager:
+		return o.secretsManager(ref)
+	case provider.SSM:
+		return o.ssm(ref)
+	case provider.Vault:
+		return o.vault(ref)
+	case provider.Google:
+		return o.google(ref)
+	case provider.Azure:
+		return o.azure(ref)
+	}
+	return nil, nil
+}
+
+// awsHead is the partition, region and account of an ARN for a short
+// reference.
+func (o *Options) awsHead() (partition, region, account string, err error) {
+	var lack []string
+	if o.AWSRegion == "" {
+		lack = append(lack, "AWS region", "--aws-region")
+	}
+	if o.AWSAccount == "" {
+		lack = append(lack, "AWS account", "--aws-account")
+	}
+	if lack != nil {
+		return "", "", "", missing(lack...)
+	}
+	partition = o.AWSPartition
+	if partition == "" {
+		partition = "aws"
+	}
+	return partition, o.AWSRegion, o.AWSAccount, nil
+}
+
+// suffixed matches a Secrets Manager ARN that ends with the secret's random
+// suffix: AWS reads an ARN whose name ends with '-' and six characters as
+// a complete ARN, and so does this.
+var suffixed = regexp.MustCompile(`-[A-Za-z0-9]{6}$`)
+
+func (o *Options) secretsManager(ref provider.Ref) ([]grant, error) {
+	var arn string
+	if ref.Partition != "" {
+		arn = ref.Name
+		if !suffixed.MatchString(arn) {
+			arn += "-??????"
+		}
+	} else if strings.HasPrefix(ref.Name, "arn:") {
+		// A short reference whose name is an ARN (aws:secretsmanager:arn:…
+		// cannot be written: ':' splits fields), kept for safety.
+		return nil, scopeError{"a short reference cannot hold an ARN"}
+	} else {
+		p, r, a, err := o.awsHead()
+		if err != nil {
+			return nil, err
+		}
+		arn = fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:%s-??????", p, r, a, ref.Name)
+	}
+	gs := []grant{{Store: storeAWS, Action: "secretsmanager:GetSecretValue", Resource: arn}}
+	if o.Refresh {
+		gs = append(gs, grant{Store: storeAWS, Action: "secretsmanager:DescribeSecret", Resource: arn})
+	}
+	return gs, nil
+}
+
+func (o *Options) ssm(ref provider.Ref) ([]grant, error) {
+	var arn string
+	if ref.Partition != "" {
+		// arn:P:ssm:R:A:parameter/NAME: the parameter /app/x and the
+		// parameter app/x both have the ARN …:parameter/app/x.
+		head, name, _ := strings.Cut(ref.Name, ":parameter/")
+		arn = head + ":parameter/" + strings.TrimLeft(name, "/")
+	} else {
+		p, r, a, err := o.awsHead()
+		if err != nil {
+			return nil, err
+		}
+		arn = fmt.Sprintf("arn:%s:ssm:%s:%s:parameter/%s", p, r, a, strings.TrimLeft(ref.Name, "/"))
+	}
+	// The engine reads with GetParameters (batches of ten); GetParameter
+	// is granted for the tools people run by hand with the same identity.
+	return []grant{
+		{Store: storeAWS, Action: "ssm:GetParameter", Resource: arn},
+		{Store: storeAWS, Action: "ssm:GetParameters", Resource: arn},
+	}, nil
+}
+
+// vault maps a path to its policy path: under a KV v2 mount given with
+// --vault-kv2, MOUNT/data/REST (a path already written with data/ stays
+// as it is) and, with --refresh, MOUNT/metadata/REST for the version
+// check; any other path as written.
+func (o *Options) vault(ref provider.Ref) ([]grant, error) {
+	p := ref.Name
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "+" || strings.Contains(seg, "*") {
+			return nil, scopeError{"a Vault path with '*' or a '+' segment is a glob in a policy and cannot be granted exactly"}
+		}
+	}
+	mount, rest := "", ""
+	for _, m := range o.VaultKV2 {
+		m = strings.Trim(m, "/")
+		if r, ok := strings.CutPrefix(p, m+"/"); ok && len(m) > len(mount) {
+			mount, rest = m, r
+		}
+	}
+	if mount == "" {
+		return []grant{{Store: storeVault, Action: "read", Resource: p}}, nil
+	}
+	rest = strings.TrimPrefix(rest, "data/")
+	gs := []grant{{Store: storeVault, Action: "read", Resource: mount + "/data/" + rest}}
+	if o.Refresh {
+		gs = append(gs, grant{Store: storeVault, Action: "read", Resource: mount + "/metadata/" + rest})
+	}
+	return gs, nil
+}
+
+func (o *Options) google(ref provider.Ref) ([]grant, error) {
+	project := ref.Project
+	if project == "" {
+		if o.GoogleProject == "" {
+			return nil, missing("Google Cloud project", "--google-project")
+		}
+		project = o.GoogleProject
+	}
+	name := "projects/" + project + "/secrets/" + ref.Name
+	if ref.Location != "" {
+		name = "projects/" + project + "/locations/" + ref.Location + "/secrets/" + ref.Name
+	}
+	return []grant{{Store: storeGCP, Action: "roles/secretmanager.secretAccessor", Resource: name,
+		Project: project, Location: ref.Location, Secret: ref.Name}}, nil
+}
+
+func (o *Options) azure(ref provider.Ref) ([]grant, error) {
+	vault := ref.Vault
+	if vault == "" {
+		if o.AzureVaultURL == "" {
+			return nil, missing("key vault", "--azure-key-vault-url")
+		}
+		vault = o.AzureVaultURL
+	}
+	u, err := url.Parse(vault)
+	if err != nil || u.Host == "" {
+		return nil, scopeError{"invalid key vault URL (want https://NAME.vault.azure.net)"}
+	}
+	name, _, _ := strings.Cut(strings.ToLower(u.Hostname()), ".")
+	// A role assignment's scope is an Azure resource id, which names the
+	// vault's subscription and resource group; a reference holds neither.
+	var lack []string
+	if o.AzureSubscription == "" {
+		lack = append(lack, "subscription of the key vault", "--azure-subscription")
+	}
+	if o.AzureGroup == "" {
+		lack = append(lack, "resource group of the key vault", "--azure-resource-group")
+	}
+	if lack != nil {
+		return nil, missing(lack...)
+	}
+	scope := fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s/secrets/%s",
+		o.AzureSubscription, o.AzureGroup, name, ref.Name)
+	return []grant{{Store: storeAzure, Action: "Key Vault Secrets User", Resource: scope}}, nil
+}
