@@ -173,8 +173,8 @@ func TestAWSResources(t *testing.T) {
 		"kms:Decrypt":                        {"arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
 		"secretsmanager:BatchGetSecretValue": {"*"},
 		"secretsmanager:DescribeSecret secretsmanager:GetSecretValue": {
-			"arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/api-AbC123", // a complete ARN: exact
-			"arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/db-??????",  // a name
+			"arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/api-AbC123",    // a complete ARN: exact
+			"arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/db-??????",     // a name
 			"arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/stripe-??????", // a partial ARN
 		},
 		"ssm:GetParameter ssm:GetParameters": {
@@ -211,7 +211,7 @@ func TestVaultPaths(t *testing.T) {
 		}
 	}
 	want := []string{
-		`"database/creds/report"`, // a dynamic secret, as written
+		`"database/creds/report"`,                                          // a dynamic secret, as written
 		`"kv/data/dev/api"`, `"kv/data/dev/queue"`, `"kv/data/prod/queue"`, // --vault-kv2 kv
 		`"kv/metadata/dev/api"`, `"kv/metadata/dev/queue"`, `"kv/metadata/prod/queue"`, // --refresh
 		`"secret/data/signing"`, // not a --vault-kv2 mount: as written
