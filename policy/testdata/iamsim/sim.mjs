@@ -1,5 +1,6 @@
 // sim.mjs evaluates an identity policy with @cloud-copilot/iam-simulate.
-// stdin: {"policy": {...}, "requests": [{"action", "resource", "account"}]}
+// stdin: {"policy": {...}, "requests": [{"action", "resource", "account",
+// "principalAccount", "resourcePolicy"?}]}
 // stdout: one line per request: the overall result, or "error: ..." when
 // the simulator refuses the input (an unknown action, a bad ARN, a bad
 // policy).
@@ -15,7 +16,7 @@ for (const r of requests) {
       identityPolicies: [{ name: 'secrets-init', policy }],
       serviceControlPolicies: [],
       resourceControlPolicies: [],
-      resourcePolicy: undefined,
+      resourcePolicy: r.resourcePolicy,
       request: {
         action: r.action,
         principal: `arn:aws:iam::${r.principalAccount}:role/app`,
