@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -104,6 +105,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		f := strings.SplitN(k, ":", 6)
 		if len(f) != 6 || f[0] != "arn" || f[2] != "kms" || f[3] == "" || f[4] == "" || !strings.HasPrefix(f[5], "key/") || strings.ContainsAny(k, "*?") {
 			return fail("--kms-key %q: want a key ARN, arn:PARTITION:kms:REGION:ACCOUNT:key/ID", k)
+		}
+	}
+	if u := req.AzureVaultURL; u != "" {
+		if p, err := url.Parse(u); err != nil || p.Scheme != "https" || p.Host == "" || strings.Trim(p.Path, "/") != "" {
+			return fail("--azure-key-vault-url %q: want https://NAME.vault.azure.net", u)
 		}
 	}
 	req.KMSKeys, req.VaultKV2 = kms, kv2
