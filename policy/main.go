@@ -107,6 +107,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return fail("--kms-key %q: want a key ARN, arn:PARTITION:kms:REGION:ACCOUNT:key/ID", k)
 		}
 	}
+	if p := req.AWSPartition; p != "aws" && !strings.HasPrefix(p, "aws-") {
+		return fail("--aws-partition %q: want aws, aws-cn, aws-us-gov, …", p)
+	}
 	if u := req.AzureVaultURL; u != "" {
 		if p, err := url.Parse(u); err != nil || p.Scheme != "https" || p.Host == "" || strings.Trim(p.Path, "/") != "" {
 			return fail("--azure-key-vault-url %q: want https://NAME.vault.azure.net", u)

@@ -308,6 +308,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"-f", manifests, "--kms-key", "alias/x"}, `--kms-key "alias/x"`},
 		{[]string{"-f", manifests, "--kms-key", "arn:aws:kms:eu-west-1:1:key/*"}, "want a key ARN"},
 		{[]string{"-f", "/nonexistent"}, "/nonexistent"},
+		{[]string{"-f", manifests, "--aws-partition", "gcp"}, "--aws-partition"},
 		{[]string{"-f", manifests, "--azure-key-vault-url", "myvault"}, "want https://NAME.vault.azure.net"},
 		{[]string{"--bogus"}, "-bogus"},
 	} {
