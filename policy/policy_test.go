@@ -327,10 +327,29 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// TestBadYAML: a document that does not parse is a usage error naming the
+// input and the document; no value of it reaches stderr.
 func TestBadYAML(t *testing.T) {
-	_, stderr, code := run(t, "kind: Pod\nmetadata: [\n", "-f", "-")
-	if code != 2 || !strings.Contains(stderr, "-: document 1") {
-		t.Errorf("exit %d, %s", code, stderr)
+	const canary = "CANARY-3c1e"
+	for _, in := range []string{
+		"kind: Pod\nmetadata: [\n",
+		"kind: Pod\nspec: {containers: [{env: [{name: A, value: \"" + canary + "}]}]}\n",
+		"a: 1\n---\nservices:\n  x:\n    environment:\n      - " + canary + "\n     - bad indent " + canary + "\n",
+		"key: '" + canary + "\n",
+		"\t" + canary + ": x\n",
+		"&a [*a, " + canary + "]",
+	} {
+		_, stderr, code := run(t, in, "-f", "-")
+		if code != 2 || !strings.Contains(stderr, "-: document ") {
+			t.Errorf("%q: exit %d, %s", in, code, stderr)
+		}
+		if strings.Contains(stderr, canary) {
+			t.Errorf("%q: stderr holds a value: %s", in, stderr)
+		}
+	}
+	_, stderr, code := run(t, "", "--env-file", writeFile(t, "x.env", "A='"+canary+"\n"))
+	if code != 2 || strings.Contains(stderr, canary) || !strings.Contains(stderr, "x.env") {
+		t.Errorf("dotenv: exit %d, %s", code, stderr)
 	}
 }
 
