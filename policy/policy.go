@@ -107,7 +107,11 @@ func Generate(req Request) ([]byte, []string) {
 		return nil, slices.Compact(errs)
 	}
 	if req.Group != "" && len(byGroup) == 0 && len(rows) == 0 {
-		return nil, []string{fmt.Sprintf("no references for group %q (groups: %s)", req.Group, strings.Join(groupNames(uses, req.GroupBy), ", "))}
+		what := "references"
+		if want != "" {
+			what = string(want) + " references"
+		}
+		return nil, []string{fmt.Sprintf("no %s for group %q (the groups with references: %s)", what, req.Group, strings.Join(groupNames(uses, req.GroupBy), ", "))}
 	}
 
 	var groups []group
@@ -193,11 +197,14 @@ func compareRows(a, b row) int {
 	return cmp.Or(cmp.Compare(a.group, b.group), compareUses(a.use, b.use), compareGrants(a.g, b.g), cmp.Compare(a.none, b.none))
 }
 
-// groupNames are the names of the groups of some uses.
+// groupNames are the names of the groups of the uses that hold a
+// reference.
 func groupNames(uses []Use, by string) []string {
 	var out []string
 	for _, u := range uses {
-		out = append(out, u.Group(by))
+		if _, isRef, _ := provider.Parse(u.Value); isRef {
+			out = append(out, u.Group(by))
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

@@ -322,7 +322,7 @@ func TestUsage(t *testing.T) {
 		t.Errorf("--help: exit %d\n%s", code, out)
 	}
 	_, stderr, code := run(t, "", "-f", manifests, "--group", "serviceaccount/nope/nope", "--format", "vault")
-	if code != 125 || !strings.Contains(stderr, `no references for group "serviceaccount/nope/nope"`) {
+	if code != 125 || !strings.Contains(stderr, `no vault references for group "serviceaccount/nope/nope" (the groups with references: compose/api, compose/worker, dotenv/`) {
 		t.Errorf("unknown --group: exit %d, %s", code, stderr)
 	}
 }
