@@ -138,10 +138,6 @@ func (o *Options) secretsManager(ref provider.Ref) ([]grant, error) {
 		if !suffixed.MatchString(arn) {
 			arn += "-??????"
 		}
-	} else if strings.HasPrefix(ref.Name, "arn:") {
-		// A short reference whose name is an ARN (aws:secretsmanager:arn:…
-		// cannot be written: ':' splits fields), kept for safety.
-		return nil, scopeError{"a short reference cannot hold an ARN"}
 	} else {
 		p, r, a, err := o.awsHead()
 		if err != nil {
