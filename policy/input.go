@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/secrets-init/secrets-init/envfile"
+	"github.com/secrets-init/secrets-init/provider"
 )
 
 // A Use is one environment variable that some workload is given: where it
@@ -31,6 +32,44 @@ type Use struct {
 	// ServiceAccount is "NS/NAME" for a Kubernetes workload, else empty.
 	ServiceAccount string
 	Var, Value     string
+	// Context is what the same container's (service's, file's) variables
+	// say about short references.
+	Context Context
+}
+
+// A Context is what a workload's own environment gives its short
+// references at run time: they win over the flags.
+type Context struct {
+	AWSRegion     string // AWS_REGION, else AWS_DEFAULT_REGION
+	GoogleProject string // SECRETS_INIT_GOOGLE_PROJECT, else GOOGLE_CLOUD_PROJECT, else GOOGLE_PROJECT
+	AzureVaultURL string // AZURE_KEY_VAULT_URL
+}
+
+// withContext sets the Context of uses, all of one environment.
+func withContext(uses []Use) []Use {
+	env := map[string]string{}
+	for _, u := range uses {
+		if _, isRef, _ := provider.Parse(u.Value); !isRef && u.Value != "" {
+			env[u.Var] = u.Value
+		}
+	}
+	first := func(names ...string) string {
+		for _, n := range names {
+			if v := env[n]; v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	c := Context{
+		AWSRegion:     first("AWS_REGION", "AWS_DEFAULT_REGION"),
+		GoogleProject: first("SECRETS_INIT_GOOGLE_PROJECT", "GOOGLE_CLOUD_PROJECT", "GOOGLE_PROJECT"),
+		AzureVaultURL: first("AZURE_KEY_VAULT_URL"),
+	}
+	for i := range uses {
+		uses[i].Context = c
+	}
+	return uses
 }
 
 // Where is a short, human form of the place the variable comes from.
@@ -177,7 +216,7 @@ func ReadDotenv(path string) ([]Use, error) {
 		name, value, _ := strings.Cut(kv, "=")
 		uses = append(uses, Use{File: path, Workload: "dotenv", Var: name, Value: value})
 	}
-	return uses, nil
+	return withContext(uses), nil
 }
 
 // ReadYAML reads the variables of a multi-document YAML stream: Kubernetes
@@ -263,6 +302,7 @@ func readObject(file string, obj map[string]any) ([]Use, error) {
 			cm, _ := c.(map[string]any)
 			cname, _ := cm["name"].(string)
 			env, _ := cm["env"].([]any)
+			var cuses []Use
 			for _, e := range env {
 				em, _ := e.(map[string]any)
 				vname, _ := em["name"].(string)
@@ -270,9 +310,10 @@ func readObject(file string, obj map[string]any) ([]Use, error) {
 				if vname == "" || !isString {
 					continue // valueFrom, or a value that is no reference
 				}
-				uses = append(uses, Use{File: file, Workload: workload, Container: cname,
+				cuses = append(cuses, Use{File: file, Workload: workload, Container: cname,
 					ServiceAccount: ns + "/" + sa, Var: vname, Value: value})
 			}
+			uses = append(uses, withContext(cuses)...)
 		}
 	}
 	return uses, nil
@@ -288,8 +329,9 @@ func readCompose(file string, services map[string]any) ([]Use, error) {
 	var uses []Use
 	for _, svc := range names {
 		m, _ := services[svc].(map[string]any)
+		var suses []Use
 		add := func(name, value string) {
-			uses = append(uses, Use{File: file, Workload: "compose/" + svc, Var: name, Value: value})
+			suses = append(suses, Use{File: file, Workload: "compose/" + svc, Var: name, Value: value})
 		}
 		switch env := m["environment"].(type) {
 		case map[string]any:
@@ -306,6 +348,7 @@ func readCompose(file string, services map[string]any) ([]Use, error) {
 				}
 			}
 		}
+		uses = append(uses, withContext(suses)...)
 	}
 	return uses, nil
 }

@@ -85,7 +85,7 @@ func Generate(req Request) ([]byte, []string) {
 		if req.Group != "" && name != req.Group {
 			continue
 		}
-		gs, err := req.grants(ref)
+		gs, err := req.grants(ref, u.Context)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %s: %s: %v", u.Where(), u.Var, u.Value, err))
 			continue
@@ -185,7 +185,9 @@ func compareUses(a, b Use) int {
 	return cmp.Or(
 		cmp.Compare(a.File, b.File), cmp.Compare(a.Workload, b.Workload),
 		cmp.Compare(a.Container, b.Container), cmp.Compare(a.ServiceAccount, b.ServiceAccount),
-		cmp.Compare(a.Var, b.Var), cmp.Compare(a.Value, b.Value))
+		cmp.Compare(a.Var, b.Var), cmp.Compare(a.Value, b.Value),
+		cmp.Compare(a.Context.AWSRegion, b.Context.AWSRegion), cmp.Compare(a.Context.GoogleProject, b.Context.GoogleProject),
+		cmp.Compare(a.Context.AzureVaultURL, b.Context.AzureVaultURL))
 }
 
 func compareGrants(a, b grant) int {

@@ -234,17 +234,17 @@ func TestUnscoped(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
 	want := []string{
-		"secrets-init policy: testdata/manifests/app.env: AZ_SHORT: azure:keyvault:short-name: the reference does not name the key vault: give --azure-key-vault-url",
+		"secrets-init policy: testdata/manifests/app.env: AZ_SHORT: azure:keyvault:short-name: the reference does not name the key vault, the vault's subscription and the vault's resource group: give --azure-key-vault-url, --azure-subscription and --azure-resource-group",
 		"secrets-init policy: testdata/manifests/app.env: GCP_SHORT: gcp:secretmanager:short-secret#user: the reference does not name the Google Cloud project: give --google-project",
 		"secrets-init policy: testdata/manifests/compose.yaml: compose/api: DB_PASSWORD: aws:secretsmanager:dev/db:password: the reference does not name the AWS region and the AWS account: give --aws-region and --aws-account",
-		"secrets-init policy: testdata/manifests/workloads.yaml: CronJob/batch/report container report: REPORT_API: @Microsoft.KeyVault(VaultName=reports;SecretName=api-key): the reference does not name the subscription of the key vault and the resource group of the key vault: give --azure-subscription and --azure-resource-group",
+		"secrets-init policy: testdata/manifests/workloads.yaml: CronJob/batch/report container report: REPORT_API: @Microsoft.KeyVault(VaultName=reports;SecretName=api-key): the reference does not name the vault's subscription and the vault's resource group: give --azure-subscription and --azure-resource-group",
 	}
 	var aws, az, gcp int
 	for _, l := range lines {
 		switch {
 		case strings.Contains(l, "give --aws-region and --aws-account"):
 			aws++
-		case strings.Contains(l, "give --azure-subscription and --azure-resource-group"), strings.Contains(l, "give --azure-key-vault-url"):
+		case strings.Contains(l, "--azure-subscription and --azure-resource-group"):
 			az++
 		case strings.Contains(l, "give --google-project"):
 			gcp++
@@ -268,6 +268,26 @@ func TestUnscoped(t *testing.T) {
 	out, stderr, code = run(t, "", "-f", manifests, "--format", "vault")
 	if code != 0 || stderr != "" || !strings.Contains(out, `path "kv/dev/api"`) {
 		t.Errorf("vault without flags: exit %d, %s\n%s", code, stderr, out)
+	}
+}
+
+// TestExamples: the project's own example manifests are scoped by their
+// own AWS_REGION, GOOGLE_CLOUD_PROJECT and AZURE_KEY_VAULT_URL plus the
+// flags no manifest can give.
+func TestExamples(t *testing.T) {
+	out, stderr, code := run(t, "", "-f", "../examples/kubernetes", "-f", "../examples/kube-secrets-init", "--format", "summary",
+		"--aws-account", "123456789012", "--azure-subscription", "s", "--azure-resource-group", "g")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	for _, want := range []string{
+		"aws secretsmanager:GetSecretValue arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/my-app/signing-key-??????",
+		"gcp roles/secretmanager.secretAccessor projects/my-project/secrets/api-key",
+		"azure Key Vault Secrets User /subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/my-vault/secrets/db-password",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
 	}
 }
 

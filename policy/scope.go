@@ -64,9 +64,17 @@ func (e scopeError) Error() string { return e.msg }
 func missing(pairs ...string) error {
 	var what, flags []string
 	for i := 0; i < len(pairs); i += 2 {
-		what, flags = append(what, pairs[i]), append(flags, pairs[i+1])
+		what, flags = append(what, "the "+pairs[i]), append(flags, pairs[i+1])
 	}
-	return scopeError{fmt.Sprintf("the reference does not name the %s: give %s", strings.Join(what, " and the "), strings.Join(flags, " and "))}
+	return scopeError{fmt.Sprintf("the reference does not name %s: give %s", and(what), and(flags))}
+}
+
+// and joins words as a list in English: "a", "a and b", "a, b and c".
+func and(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
 }
 
 // storeOf is the access control system that reads a kind of reference
@@ -89,8 +97,19 @@ func storeOf(k provider.Kind) store {
 	return ""
 }
 
-// grants are the permissions that reading ref needs.
-func (o *Options) grants(ref provider.Ref) ([]grant, error) {
+// grants are the permissions that reading ref needs, with c (the
+// workload's own variables) filling in what the reference leaves out, then
+// the flags.
+func (o Options) grants(ref provider.Ref, c Context) ([]grant, error) {
+	if c.AWSRegion != "" {
+		o.AWSRegion = c.AWSRegion
+	}
+	if c.GoogleProject != "" {
+		o.GoogleProject = c.GoogleProject
+	}
+	if c.AzureVaultURL != "" {
+		o.AzureVaultURL = c.AzureVaultURL
+	}
 	switch ref.Kind {
 	case provider.SecretsManager:
 		return o.secretsManager(ref)
@@ -220,30 +239,30 @@ func (o *Options) google(ref provider.Ref) ([]grant, error) {
 }
 
 func (o *Options) azure(ref provider.Ref) ([]grant, error) {
-	vault := ref.Vault
-	if vault == "" {
-		if o.AzureVaultURL == "" {
-			return nil, missing("key vault", "--azure-key-vault-url")
-		}
-		vault = o.AzureVaultURL
-	}
-	u, err := url.Parse(vault)
-	if err != nil || u.Host == "" {
-		return nil, scopeError{"invalid key vault URL (want https://NAME.vault.azure.net)"}
-	}
-	name, _, _ := strings.Cut(strings.ToLower(u.Hostname()), ".")
 	// A role assignment's scope is an Azure resource id, which names the
 	// vault's subscription and resource group; a reference holds neither.
 	var lack []string
+	vault := ref.Vault
+	if vault == "" {
+		vault = o.AzureVaultURL
+	}
+	if vault == "" {
+		lack = append(lack, "key vault", "--azure-key-vault-url")
+	}
 	if o.AzureSubscription == "" {
-		lack = append(lack, "subscription of the key vault", "--azure-subscription")
+		lack = append(lack, "vault's subscription", "--azure-subscription")
 	}
 	if o.AzureGroup == "" {
-		lack = append(lack, "resource group of the key vault", "--azure-resource-group")
+		lack = append(lack, "vault's resource group", "--azure-resource-group")
 	}
 	if lack != nil {
 		return nil, missing(lack...)
 	}
+	u, err := url.Parse(vault)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, scopeError{"AZURE_KEY_VAULT_URL is not a key vault URL (want https://NAME.vault.azure.net)"}
+	}
+	name, _, _ := strings.Cut(strings.ToLower(u.Hostname()), ".")
 	scope := fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s/secrets/%s",
 		o.AzureSubscription, o.AzureGroup, name, ref.Name)
 	return []grant{{Store: storeAzure, Action: "Key Vault Secrets User", Resource: scope}}, nil
