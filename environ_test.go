@@ -19,8 +19,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/secrets-init/secrets-init/provider"
 )
 
 // scrubFixture is an environment with every auth input set, two of them
@@ -61,7 +59,7 @@ func newScrubFixture(t *testing.T) *scrubFixture {
 		return "canary-" + strings.ToLower(name) + "-" + hex.EncodeToString(b)
 	}
 	f.env = []string{stdPath, "PLAIN=plain value=with=equals", "SECRET=secretfile:" + secret}
-	for _, name := range provider.AuthInputs {
+	for _, name := range authInputs {
 		value := canary(name)
 		switch name {
 		case "VAULT_ENV_PASSTHROUGH":
@@ -78,7 +76,7 @@ func newScrubFixture(t *testing.T) *scrubFixture {
 	}
 	for _, want := range []string{"VAULT_TOKEN", "VAULT_SECRET_ID", "VAULT_ROLE_ID", "VAULT_JWT"} {
 		if _, ok := f.stripped[want]; !ok {
-			t.Fatalf("%s is not among provider.AuthInputs", want)
+			t.Fatalf("%s is not among authInputs", want)
 		}
 	}
 	f.env = append(f.env, "AFTER=the last one")
@@ -133,7 +131,7 @@ func (f *scrubFixture) childBlock() []byte {
 // noCanary fails the test if data holds any stripped value.
 func (f *scrubFixture) noCanary(t *testing.T, what string, data []byte) {
 	t.Helper()
-	for _, name := range provider.AuthInputs {
+	for _, name := range authInputs {
 		if value, ok := f.stripped[name]; ok && name != "VAULT_ENV_PASSTHROUGH" && bytes.Contains(data, []byte(value)) {
 			t.Errorf("%s holds the value of %s", what, name)
 		}

@@ -27,10 +27,11 @@ const (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// stores are the stores this binary was built with; each store_*.go file
-// adds its own unless its no_* build tag leaves it out.
-var stores = map[provider.Kind]provider.Opener{
-	provider.File: provider.OpenFile,
+// stores are the stores this binary was built with, each as a function of
+// the flags; each store_*.go file adds its own unless its no_* build tag
+// leaves it out.
+var stores = map[provider.Kind]func(*options.Options) provider.Opener{
+	provider.File: func(*options.Options) provider.Opener { return provider.OpenFile },
 }
 
 const usage = `Usage:
@@ -100,7 +101,7 @@ func runCommand(args []string) int {
 	defer res.Files.Remove()
 	// The command must not read the auth inputs from /proc/<pid>/environ
 	// either (docs/security.md). Harmless before --exec.
-	if err := supervisor.ScrubEnviron(provider.AuthInputs, passthrough(o)); err != nil {
+	if err := supervisor.ScrubEnviron(authInputs, passthrough(o)); err != nil {
 		log.Warn("auth inputs may still be readable in /proc/<secrets-init>/environ", "err", err)
 	}
 

@@ -27,13 +27,14 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 		return nil, exitFailed, nil
 	}
 	cfg := provider.Config{
-		Stores:        stores,
-		Settings:      provider.Settings{GoogleProject: o.GoogleProject, Log: log},
+		Stores:        openers(o),
+		Settings:      provider.Settings{Log: log},
 		Timeout:       o.Timeout,
 		Concurrency:   o.Concurrency,
 		ExpandJSON:    o.ExpandJSON,
 		IgnoreMissing: o.IgnoreMissing,
 		Skip:          o.Skip,
+		AuthInputs:    authInputs,
 		Passthrough:   passthrough(o),
 		DryRun:        dryRun,
 	}
@@ -67,6 +68,27 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 // and vault-env's VAULT_ENV_PASSTHROUGH.
 func passthrough(o *options.Options) []string {
 	return append(o.Passthrough[:len(o.Passthrough):len(o.Passthrough)], strings.Split(os.Getenv("VAULT_ENV_PASSTHROUGH"), ",")...)
+}
+
+// openers are the Openers of the stores this binary was built with,
+// configured by the flags.
+func openers(o *options.Options) map[provider.Kind]provider.Opener {
+	m := make(map[provider.Kind]provider.Opener, len(stores))
+	for kind, opener := range stores {
+		m[kind] = opener(o)
+	}
+	return m
+}
+
+// authInputs are variables that exist only for secrets-init to log in
+// with (Vault's, as bank-vaults vault-env reads them): they never reach
+// the command unless passed through (--passthrough,
+// VAULT_ENV_PASSTHROUGH), whether or not this binary has the Vault store,
+// and are scrubbed from secrets-init's own /proc environ (ScrubEnviron).
+var authInputs = []string{
+	"VAULT_TOKEN", "VAULT_TOKEN_FILE", "VAULT_AUTH_METHOD", "VAULT_ROLE", "VAULT_PATH",
+	"VAULT_ROLE_ID", "VAULT_ROLE_ID_FILE", "VAULT_SECRET_ID", "VAULT_SECRET_ID_FILE",
+	"VAULT_JWT", "VAULT_JWT_FILE", "VAULT_REVOKE_TOKEN", "VAULT_ENV_PASSTHROUGH",
 }
 
 // environment is the process environment merged with the --env-file

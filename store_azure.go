@@ -3,8 +3,11 @@
 package main
 
 import (
+	"github.com/secrets-init/secrets-init/internal/options"
 	"github.com/secrets-init/secrets-init/provider"
 	"github.com/secrets-init/secrets-init/provider/azure"
 )
 
-func init() { stores[provider.Azure] = azure.Open }
+func init() {
+	stores[provider.Azure] = func(*options.Options) provider.Opener { return azure.Open }
+}

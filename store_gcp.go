@@ -3,8 +3,13 @@
 package main
 
 import (
+	"github.com/secrets-init/secrets-init/internal/options"
 	"github.com/secrets-init/secrets-init/provider"
 	"github.com/secrets-init/secrets-init/provider/gcp"
 )
 
-func init() { stores[provider.Google] = gcp.Open }
+func init() {
+	stores[provider.Google] = func(o *options.Options) provider.Opener {
+		return gcp.Opener(gcp.Options{Project: o.GoogleProject})
+	}
+}

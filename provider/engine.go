@@ -18,17 +18,10 @@ type Config struct {
 	ExpandJSON    bool            // --expand-json
 	IgnoreMissing bool            // --ignore-missing
 	Skip          []string        // --skip: variables never resolved
+	AuthInputs    []string        // only for secrets-init to log in with: removed from the child's environment
 	Passthrough   []string        // auth inputs the child may keep
 	DryRun        bool            // check: resolve, but write no file
 	FileDir       string          // where ?file's private directory goes (empty: /dev/shm or $TMPDIR)
-}
-
-// AuthInputs are variables that exist only for secrets-init to log in with.
-// They are removed from the child's environment unless passed through.
-var AuthInputs = []string{
-	"VAULT_TOKEN", "VAULT_TOKEN_FILE", "VAULT_AUTH_METHOD", "VAULT_ROLE", "VAULT_PATH",
-	"VAULT_ROLE_ID", "VAULT_ROLE_ID_FILE", "VAULT_SECRET_ID", "VAULT_SECRET_ID_FILE",
-	"VAULT_JWT", "VAULT_JWT_FILE", "VAULT_REVOKE_TOKEN", "VAULT_ENV_PASSTHROUGH",
 }
 
 // Status is the value-free outcome of one variable, for `check`.
@@ -83,13 +76,17 @@ type variable struct {
 // them and returns the child's environment. On any failure it returns a
 // *Failure naming every failed variable, and no files remain.
 func Resolve(ctx context.Context, cfg Config, environ []string) (*Resolution, error) {
+	var cause error // of the deadline: nil is context.DeadlineExceeded
 	if cfg.Timeout > 0 {
+		if d, ok := ctx.Deadline(); !ok || time.Until(d) > cfg.Timeout {
+			cause = deadlineError{cfg.Timeout}
+		}
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, cfg.Timeout, deadlineError{cfg.Timeout})
+		ctx, cancel = context.WithTimeoutCause(ctx, cfg.Timeout, cause)
 		defer cancel()
 	}
 	vars := collect(environ, cfg.Skip)
-	fetch(ctx, cfg, vars)
+	fetch(ctx, cause, cfg, vars)
 
 	res := &Resolution{Files: &Files{dir: cfg.FileDir}}
 	var failed []Status
@@ -137,8 +134,9 @@ func collect(environ []string, skip []string) []*variable {
 	return vars
 }
 
-// fetch resolves the distinct targets of vars, every store at once.
-func fetch(ctx context.Context, cfg Config, vars []*variable) {
+// fetch resolves the distinct targets of vars, every store at once. cause
+// is the cause of ctx's deadline.
+func fetch(ctx context.Context, cause error, cfg Config, vars []*variable) {
 	byKind := map[Kind][]Target{}
 	slot := map[Target]int{}
 	for _, v := range vars {
@@ -159,6 +157,11 @@ func fetch(ctx context.Context, cfg Config, vars []*variable) {
 	answers := make(chan answer, len(byKind))
 	s := cfg.Settings
 	s.Limit = NewLimiter(cfg.Concurrency)
+	// The stores' context ends a grace before the deadline, in which they
+	// report why they ran out of time; a store that ignores its context
+	// must not keep the command from starting or failing past it.
+	ctx, cancel := storeContext(ctx, cause)
+	defer cancel()
 	for kind, targets := range byKind {
 		go func() {
 			start := time.Now()
@@ -166,19 +169,16 @@ func fetch(ctx context.Context, cfg Config, vars []*variable) {
 			answers <- answer{kind, rs, time.Since(start)}
 		}()
 	}
-	// Wait for every store, or for the deadline and a short grace, in which
-	// stores report why they ran out of time: a store that ignores its
-	// context must not keep the command from starting or failing.
 	got := map[Kind]answer{}
-	done, grace := ctx.Done(), (<-chan time.Time)(nil)
+	done, late := ctx.Done(), (<-chan time.Time)(nil)
 wait:
 	for len(got) < len(byKind) {
 		select {
 		case a := <-answers:
 			got[a.kind] = a
 		case <-done:
-			done, grace = nil, time.After(graceAfterDeadline)
-		case <-grace:
+			done, late = nil, time.After(graceAfterDeadline)
+		case <-late:
 			break wait
 		}
 	}
@@ -229,9 +229,24 @@ func fetchKind(ctx context.Context, open Opener, s Settings, kind Kind, targets 
 	return rs
 }
 
-// graceAfterDeadline is how long stores may take, once the deadline has
-// passed, to say why they ran out of time.
+// graceAfterDeadline is how long stores may take, once their context has
+// ended, to say why they ran out of time: their context ends that much
+// before the deadline.
 const graceAfterDeadline = 250 * time.Millisecond
+
+// storeContext returns the context stores are given: ctx, ending
+// graceAfterDeadline before ctx's deadline, so that a store that reports
+// when its context ends is heard by the deadline. With less than twice
+// the grace left (a short --timeout), it ends halfway to the deadline,
+// and the engine waits for reports past it. cause is the deadline's.
+func storeContext(ctx context.Context, cause error) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	early := min(graceAfterDeadline, time.Until(d)/2)
+	return context.WithDeadlineCause(ctx, d.Add(-early), cause)
+}
 
 // deadlineError is the cause of a resolution that ran out of time.
 type deadlineError struct{ d time.Duration }
@@ -312,7 +327,7 @@ func writeFiles(vars []*variable, files *Files) []Status {
 
 // childEnv builds the child's environment: environ in its order, with
 // references replaced, missing optional ones dropped, JSON expanded, and
-// auth inputs removed.
+// cfg.AuthInputs removed unless passed through.
 func childEnv(environ []string, vars []*variable, cfg Config) []string {
 	byIndex := make(map[int]*variable, len(vars))
 	for _, v := range vars {
@@ -326,7 +341,7 @@ func childEnv(environ []string, vars []*variable, cfg Config) []string {
 	env := make([]string, 0, len(environ))
 	for i, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if slices.Contains(AuthInputs, name) && !slices.Contains(cfg.Passthrough, name) {
+		if slices.Contains(cfg.AuthInputs, name) && !slices.Contains(cfg.Passthrough, name) {
 			continue
 		}
 		v, ok := byIndex[i]

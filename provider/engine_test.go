@@ -370,6 +370,7 @@ func TestResolveDryRunWritesNoFile(t *testing.T) {
 
 func TestResolveRemovesAuthInputs(t *testing.T) {
 	cfg := config(t, newMem(nil))
+	cfg.AuthInputs = []string{"VAULT_TOKEN", "VAULT_SECRET_ID", "VAULT_ROLE"}
 	cfg.Passthrough = []string{"VAULT_ROLE"}
 	env := mustResolve(t, cfg, "VAULT_ADDR=https://vault:8200", "VAULT_TOKEN="+canary, "VAULT_SECRET_ID="+canary, "VAULT_ROLE=app", "APP=1")
 	if want := []string{"VAULT_ADDR=https://vault:8200", "VAULT_ROLE=app", "APP=1"}; !slices.Equal(env, want) {
@@ -391,6 +392,26 @@ func TestResolveDeadline(t *testing.T) {
 		if err == nil || err.Error() != want {
 			t.Errorf("hang=%v: err = %v\nwant %s", hang, err, want)
 		}
+	}
+}
+
+// TestStoreDeadlineLeavesGrace: stores are given a context that ends the
+// grace before the resolution's deadline, so that what they report when
+// it ends is heard.
+func TestStoreDeadlineLeavesGrace(t *testing.T) {
+	deadline := time.Now().Add(time.Hour)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var got time.Time
+	cfg := config(t, nil)
+	cfg.Timeout = 0
+	cfg.Stores[Vault] = func(ctx context.Context, _ Settings) (Store, error) {
+		got, _ = ctx.Deadline()
+		return nil, errors.New("opened")
+	}
+	Resolve(ctx, cfg, []string{"A=vault:a"})
+	if want := deadline.Add(-graceAfterDeadline); !got.Equal(want) {
+		t.Errorf("the store's deadline is %v before the resolution's, want %v", deadline.Sub(got), graceAfterDeadline)
 	}
 }
 

@@ -21,8 +21,11 @@ type Store interface {
 	// Fetch resolves every target and returns one Result per target, in
 	// the same order. It is called once per resolution with every target
 	// of its Kind, so that it can batch; concurrent calls it makes go
-	// through Settings.Limit. It returns when ctx ends, having released
-	// its connections.
+	// through Settings.Limit, and failed calls are retried under the
+	// engine's Backoff (Retry). ctx ends a grace before the engine stops
+	// waiting: Fetch returns when it ends, having released its
+	// connections. A Result left unset (no Value, no Err) because ctx
+	// ended gets the context's error from the engine.
 	Fetch(ctx context.Context, targets []Target) []Result
 }
 
@@ -39,9 +42,8 @@ type Result struct {
 
 // Settings are what stores are opened with.
 type Settings struct {
-	GoogleProject string       // --google-project
-	Log           *slog.Logger // never given values
-	Limit         *Limiter     // bounds concurrent calls (--concurrency)
+	Log   *slog.Logger // never given values
+	Limit *Limiter     // bounds concurrent calls (--concurrency)
 }
 
 // An Opener creates a Store. It is called only when the environment

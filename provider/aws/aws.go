@@ -5,8 +5,8 @@
 // default chain (env, shared profile, web identity, EKS Pod Identity, ECS,
 // IMDS) the first time either store is opened. Calls go to the region of
 // the reference's ARN (short references use the configured region), are
-// batched (BatchGetSecretValue, GetParameters) and are retried with
-// jittered backoff until the context's deadline.
+// batched (BatchGetSecretValue, GetParameters) and are retried under the
+// engine's backoff policy until the context's deadline.
 package aws
 
 import (
@@ -14,7 +14,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -26,18 +25,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/secrets-init/secrets-init/provider"
-)
-
-// The delay before the n-th retry of a call is random, up to
-// min(max, base·2^n). Throttling waits longer than a transient fault: when
-// a fleet starts at once, a short first wait only throttles half of it
-// again (bench/fleet.sh: 1.70× the minimum calls with 250 ms, 1.50× with
-// 1 s, which is the floor for a fleet that arrives at one moment).
-const (
-	baseBackoff         = 250 * time.Millisecond
-	maxBackoff          = 10 * time.Second
-	baseThrottleBackoff = time.Second
-	maxThrottleBackoff  = 20 * time.Second
 )
 
 // isThrottle recognises the SDK's throttling errors.
@@ -79,33 +66,32 @@ func loadEnv(ctx context.Context) (*env, error) {
 }
 
 // newRetryer returns the retry strategy of every client: standard mode
-// with full-jitter exponential backoff, no retry quota and no attempt
-// limit, so that only the context's deadline ends the retries of a
-// throttled or unreachable call. Not adaptive mode: its client-side limiter
-// drops to 0.5 requests/s after a throttle, which for a one-shot burst of
-// calls turns a brief throttle into tens of seconds. Not the SDK's
-// backoff: it stops jittering at its cap, so a fleet would retry in step.
+// with the engine's backoff (provider.DefaultBackoff), no retry quota and
+// no attempt limit, so that only the context's deadline ends the retries
+// of a throttled or unreachable call. Not adaptive mode: its client-side
+// limiter drops to 0.5 requests/s after a throttle, which for a one-shot
+// burst of calls turns a brief throttle into tens of seconds. Not the
+// SDK's backoff: it stops jittering at its cap, so a fleet would retry in
+// step. Which errors are retried stays the SDK's (retry.DefaultRetryables).
 func newRetryer() aws.Retryer {
 	standard := retry.NewStandard(func(o *retry.StandardOptions) {
 		o.RateLimiter = ratelimit.None
-		o.Backoff = jitterBackoff{}
+		o.Backoff = backoff{provider.DefaultBackoff}
 	})
 	return retry.AddWithMaxAttempts(standard, 0)
 }
 
-// jitterBackoff is full-jitter exponential backoff.
-type jitterBackoff struct{}
+// backoff is the engine's Backoff as the SDK's BackoffDelayer: the SDK's
+// throttling errors (retry.DefaultThrottles) are Throttled, the other
+// retryable ones Transient. attempt is the attempt that failed, from 1.
+type backoff struct{ provider.Backoff }
 
-func (jitterBackoff) BackoffDelay(attempt int, err error) (time.Duration, error) {
-	base, most := baseBackoff, maxBackoff
+func (b backoff) BackoffDelay(attempt int, err error) (time.Duration, error) {
+	c := provider.Transient
 	if isThrottle.IsErrorThrottle(err) == aws.TrueTernary {
-		base, most = baseThrottleBackoff, maxThrottleBackoff
+		c = provider.Throttled
 	}
-	ceiling := most
-	if attempt < 16 {
-		ceiling = min(most, base<<attempt)
-	}
-	return rand.N(ceiling), nil
+	return b.Delay(attempt, c), nil
 }
 
 // OpenSecretsManager opens the AWS Secrets Manager store.
@@ -207,18 +193,11 @@ func fetch(ctx context.Context, e *env, limit *provider.Limiter, b batcher, size
 			left = append(left, call{c.region, []int{i}})
 		}
 	})
-	if err == nil {
-		err = limit.Each(ctx, len(left), func(k int) {
+	if err == nil { // else the engine gives the targets left unset ctx's error
+		limit.Each(ctx, len(left), func(k int) {
 			i := left[k].idx[0]
 			res[i] = b.single(ctx, left[k].region, targets[i])
 		})
-	}
-	if err != nil {
-		for i := range res {
-			if pending(res[i]) {
-				res[i].Err = err
-			}
-		}
 	}
 	return res
 }

@@ -16,7 +16,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
@@ -51,11 +50,14 @@ func Open(_ context.Context, s provider.Settings) (provider.Store, error) {
 // store is the Key Vault store.
 type store struct {
 	limit     *provider.Limiter
-	transport *http.Transport // closed after each Fetch, so no connection outlives it
-	options   azcore.ClientOptions
-	cred      azcore.TokenCredential
-	vault     string // AZURE_KEY_VAULT_URL, normalised; empty when vaultErr says why
-	vaultErr  error
+	transport *http.Transport      // closed after each Fetch, so no connection outlives it
+	options   azcore.ClientOptions // the credential's
+	// vaultOptions are the Key Vault clients': options, with the
+	// engine's retries (retry.go) in place of azcore's.
+	vaultOptions azcore.ClientOptions
+	cred         azcore.TokenCredential
+	vault        string // AZURE_KEY_VAULT_URL, normalised; empty when vaultErr says why
+	vaultErr     error
 
 	mu      sync.Mutex
 	clients map[string]*azsecrets.Client // by vault URL
@@ -69,16 +71,22 @@ func newStore(s provider.Settings, transport *http.Transport) (*store, error) {
 		transport: transport,
 		options: azcore.ClientOptions{
 			Transport: &http.Client{Transport: transport},
+			// The credential's retries (retry.go): bounded by the
+			// context's deadline (--timeout), not by a count, with the
+			// engine's first ceiling and longest wait.
 			Retry: policy.RetryOptions{
-				// Bounded by the context's deadline (--timeout), not by a count.
 				MaxRetries:    math.MaxInt32,
-				RetryDelay:    500 * time.Millisecond,
-				MaxRetryDelay: 20 * time.Second,
+				RetryDelay:    2 * provider.DefaultBackoff.Transient.Base,
+				MaxRetryDelay: provider.DefaultBackoff.MaxHint(),
 				ShouldRetry:   shouldRetry,
 			},
 		},
 		clients: map[string]*azsecrets.Client{},
 	}
+	// Key Vault requests are retried by the engine's policy instead.
+	st.vaultOptions = st.options
+	st.vaultOptions.Retry = policy.RetryOptions{MaxRetries: -1}
+	st.vaultOptions.PerCallPolicies = []policy.Policy{retryPolicy{}}
 	st.vault, st.vaultErr = vaultURL(os.Getenv(VaultEnv))
 	cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: st.options})
 	if err != nil {
@@ -100,17 +108,12 @@ func vaultURL(v string) (string, error) {
 	return "https://" + strings.ToLower(u.Host), nil
 }
 
-// Fetch reads every target concurrently under the engine's bound.
+// Fetch reads every target concurrently under the engine's bound. Targets
+// not started when ctx ends are left to the engine.
 func (st *store) Fetch(ctx context.Context, targets []provider.Target) []provider.Result {
 	defer st.transport.CloseIdleConnections()
 	rs := make([]provider.Result, len(targets))
-	if err := st.limit.Each(ctx, len(targets), func(i int) { rs[i] = st.fetch(ctx, targets[i]) }); err != nil {
-		for i := range rs {
-			if rs[i].Value == nil && rs[i].Err == nil {
-				rs[i].Err = err
-			}
-		}
-	}
+	st.limit.Each(ctx, len(targets), func(i int) { rs[i] = st.fetch(ctx, targets[i]) })
 	return rs
 }
 
@@ -155,7 +158,7 @@ func (st *store) client(vault string) (*azsecrets.Client, error) {
 	if c := st.clients[vault]; c != nil {
 		return c, nil
 	}
-	c, err := azsecrets.NewClient(vault, st.cred, &azsecrets.ClientOptions{ClientOptions: st.options})
+	c, err := azsecrets.NewClient(vault, st.cred, &azsecrets.ClientOptions{ClientOptions: st.vaultOptions})
 	if err != nil {
 		return nil, fmt.Errorf("vault %s: %w", vault, err)
 	}

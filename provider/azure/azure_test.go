@@ -426,16 +426,30 @@ func TestConcurrencyBound(t *testing.T) {
 	}
 }
 
-// Targets not started when the context ends fail with its error.
+// Targets not started when the context ends fail with its error: the
+// engine's, as the store leaves them unset.
 func TestCancelled(t *testing.T) {
 	f := startFake(t)
 	f.Put(vaultA, "s", azurefake.Secret{Value: canary})
 	setEnv(t, servicePrincipal...)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	rs := open(t, f, 1).Fetch(ctx, targets(t, "azure:keyvault:"+vaultA+"/secrets/s", "azure:keyvault:"+vaultA+"/secrets/s/0123456789abcdef0123456789abcdef"))
-	for _, r := range rs {
-		checkErr(t, r, context.Canceled.Error(), false)
+	st := open(t, f, 1)
+	cfg := provider.Config{
+		Stores: map[provider.Kind]provider.Opener{provider.Azure: func(context.Context, provider.Settings) (provider.Store, error) {
+			return st, nil
+		}},
+		DryRun: true,
+	}
+	_, err := provider.Resolve(ctx, cfg, []string{"A=azure:keyvault:" + vaultA + "/secrets/s", "B=azure:keyvault:" + vaultA + "/secrets/s/0123456789abcdef0123456789abcdef"})
+	var fe *provider.Failure
+	if !errors.As(err, &fe) || len(fe.Vars) != 2 {
+		t.Fatalf("err = %v; want both variables to fail", err)
+	}
+	for _, v := range fe.Vars {
+		if v.Reason() != context.Canceled.Error() {
+			t.Errorf("%s: %s; want %v", v.Name, v.Reason(), context.Canceled)
+		}
 	}
 }
 

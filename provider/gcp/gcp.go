@@ -39,15 +39,28 @@ import (
 // (host:port, plaintext gRPC, no authentication).
 const EmulatorEnv = "SECRET_MANAGER_EMULATOR_HOST"
 
-// Open returns the store, configured from the environment. It does no I/O:
-// credentials, the default project and connections are looked up by Fetch.
-func Open(_ context.Context, s provider.Settings) (provider.Store, error) {
-	st := &store{settings: s, endpoint: regionalEndpoint}
-	if host := os.Getenv(EmulatorEnv); host != "" {
-		st.endpoint = func(string) string { return host }
-		st.plaintext = true
+// Options are the store's settings from the command line.
+type Options struct {
+	Project string // --google-project: the project of references that name none
+}
+
+// Opener returns the store's Opener with o. The store is configured from
+// the environment; opening it does no I/O: credentials, the default
+// project and connections are looked up by Fetch.
+func Opener(o Options) provider.Opener {
+	return func(_ context.Context, s provider.Settings) (provider.Store, error) {
+		st := &store{settings: s, project: o.Project, endpoint: regionalEndpoint}
+		if host := os.Getenv(EmulatorEnv); host != "" {
+			st.endpoint = func(string) string { return host }
+			st.plaintext = true
+		}
+		return st, nil
 	}
-	return st, nil
+}
+
+// Open opens the store with no Options.
+func Open(ctx context.Context, s provider.Settings) (provider.Store, error) {
+	return Opener(Options{})(ctx, s)
 }
 
 // regionalEndpoint is where Google serves a location's secrets ("" is
@@ -61,6 +74,8 @@ func regionalEndpoint(location string) string {
 
 type store struct {
 	settings provider.Settings
+	project  string           // Options.Project
+	backoff  provider.Backoff // zero: the engine's (tests: shorter)
 	// endpoint names the gRPC endpoint serving a location ("" is global).
 	endpoint func(location string) string
 	// plaintext: gRPC without TLS or credentials (an emulator).
@@ -74,11 +89,17 @@ type store struct {
 // can make them log responses, payloads included) out of the output.
 var quiet = slog.New(slog.DiscardHandler)
 
-// retryCodes are the transient faults retried until the deadline.
-var retryCodes = []codes.Code{codes.Unavailable, codes.ResourceExhausted}
-
-// backoff is the jittered exponential backoff between retries.
-var backoff = gax.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}
+// class tells whether a failed call is retried: Unavailable is a
+// transient fault, ResourceExhausted throttling (a quota).
+func class(err error) provider.Class {
+	switch status.Code(err) {
+	case codes.Unavailable:
+		return provider.Transient
+	case codes.ResourceExhausted:
+		return provider.Throttled
+	}
+	return provider.Permanent
+}
 
 // A call is one target's request, and where to send it.
 type call struct {
@@ -146,13 +167,8 @@ func (s *store) Fetch(ctx context.Context, targets []provider.Target) []provider
 		calls = append(calls, c)
 	}
 	s.settings.Limit.Each(ctx, len(calls), func(j int) {
-		rs[calls[j].index] = access(ctx, calls[j])
+		rs[calls[j].index] = access(ctx, s.backoff, calls[j])
 	})
-	for _, c := range calls {
-		if r := &rs[c.index]; r.Value == nil && r.Err == nil { // not started before ctx ended
-			r.Err = ctx.Err()
-		}
-	}
 	return rs
 }
 
@@ -166,8 +182,8 @@ func versionName(project string, t provider.Target) string {
 }
 
 // access fetches one version and checks its payload's checksum.
-func access(ctx context.Context, c call) provider.Result {
-	r := &retryer{Retryer: gax.OnCodes(retryCodes, backoff)}
+func access(ctx context.Context, b provider.Backoff, c call) provider.Result {
+	r := &retryer{backoff: b}
 	resp, err := c.client.AccessSecretVersion(ctx,
 		&secretmanagerpb.AccessSecretVersionRequest{Name: c.name},
 		gax.WithRetry(func() gax.Retryer { return r }))
@@ -188,16 +204,23 @@ func access(ctx context.Context, c call) provider.Result {
 // castagnoli is the CRC32C table, built on first use, not at start.
 var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
-// A retryer retries transient faults and remembers the last one, to say
-// what was going on when the deadline ended the retries.
+// A retryer is the engine's Backoff as gax's Retryer, for one call. It
+// remembers the last failure it retried, to say what was going on when the deadline
+// ended the retries.
 type retryer struct {
-	gax.Retryer
-	last error
+	backoff provider.Backoff
+	n       int // retries so far
+	last    error
 }
 
 func (r *retryer) Retry(err error) (time.Duration, bool) {
+	c := class(err)
+	if c == provider.Permanent {
+		return 0, false
+	}
 	r.last = err
-	return r.Retryer.Retry(err)
+	r.n++
+	return r.backoff.Delay(r.n, c), true
 }
 
 // describe turns a failed call into a one-line reason a user can act on.
@@ -297,7 +320,7 @@ func findCredentials(ctx context.Context) (*auth.Credentials, error) {
 // --google-project, GOOGLE_CLOUD_PROJECT, GOOGLE_PROJECT, the credentials,
 // then the metadata server.
 func (s *store) defaultProject(ctx context.Context, creds *auth.Credentials) (string, error) {
-	for _, p := range []string{s.settings.GoogleProject, os.Getenv("GOOGLE_CLOUD_PROJECT"), os.Getenv("GOOGLE_PROJECT")} {
+	for _, p := range []string{s.project, os.Getenv("GOOGLE_CLOUD_PROJECT"), os.Getenv("GOOGLE_PROJECT")} {
 		if p != "" {
 			return p, nil
 		}

@@ -58,14 +58,15 @@ func startFake(t testing.TB) *gcpfake.Server {
 	return f
 }
 
-func settings(project string) provider.Settings {
-	return provider.Settings{GoogleProject: project, Log: slog.New(slog.DiscardHandler), Limit: provider.NewLimiter(16)}
+func settings() provider.Settings {
+	return provider.Settings{Log: slog.New(slog.DiscardHandler), Limit: provider.NewLimiter(16)}
 }
 
-// fakeStore is the store in plaintext mode, sending each location's calls
-// to its fake ("" is global).
-func fakeStore(s provider.Settings, byLocation map[string]*gcpfake.Server) *store {
-	return &store{settings: s, plaintext: true, endpoint: func(location string) string {
+// fakeStore is the store in plaintext mode, with project as
+// --google-project, sending each location's calls to its fake ("" is
+// global).
+func fakeStore(project string, s provider.Settings, byLocation map[string]*gcpfake.Server) *store {
+	return &store{settings: s, project: project, plaintext: true, endpoint: func(location string) string {
 		if f := byLocation[location]; f != nil {
 			return f.Addr
 		}
@@ -133,7 +134,7 @@ func TestEveryForm(t *testing.T) {
 	for _, c := range cases {
 		refs = append(refs, c.ref)
 	}
-	rs := fetch(t, fakeStore(settings("p1"), map[string]*gcpfake.Server{"": global, "europe-west1": regional}), 10*time.Second, refs...)
+	rs := fetch(t, fakeStore("p1", settings(), map[string]*gcpfake.Server{"": global, "europe-west1": regional}), 10*time.Second, refs...)
 	for i, c := range cases {
 		r := rs[i]
 		if r.Err != nil || r.Value == nil || string(r.Value) != c.want || r.Version != c.version || r.Binary {
@@ -167,7 +168,7 @@ func TestOneConnectionPerEndpoint(t *testing.T) {
 		regional.Add("projects/p/locations/us-east1/secrets/"+name, []byte(name))
 		refs = append(refs, "gcp:secretmanager:projects/p/secrets/"+name, "gcp:secretmanager:projects/p/locations/us-east1/secrets/"+name)
 	}
-	rs := fetch(t, fakeStore(settings(""), map[string]*gcpfake.Server{"": global, "us-east1": regional}), 10*time.Second, refs...)
+	rs := fetch(t, fakeStore("", settings(), map[string]*gcpfake.Server{"": global, "us-east1": regional}), 10*time.Second, refs...)
 	for i, r := range rs {
 		if r.Err != nil || string(r.Value) != refs[i][strings.LastIndex(refs[i], "/")+1:] {
 			t.Errorf("%s: %q, %v", refs[i], r.Value, r.Err)
@@ -208,7 +209,7 @@ func TestDefaultProjectFromEnvironment(t *testing.T) {
 		isolate(t)
 		t.Setenv("GOOGLE_CLOUD_PROJECT", c.cloud)
 		t.Setenv("GOOGLE_PROJECT", c.doit)
-		rs := fetch(t, fakeStore(settings(c.flag), map[string]*gcpfake.Server{"": f}), 10*time.Second, "gcp:secretmanager:s")
+		rs := fetch(t, fakeStore(c.flag, settings(), map[string]*gcpfake.Server{"": f}), 10*time.Second, "gcp:secretmanager:s")
 		if string(rs[0].Value) != c.want || rs[0].Err != nil {
 			t.Errorf("flag %q, GOOGLE_CLOUD_PROJECT %q, GOOGLE_PROJECT %q: got %q, %v; want %q", c.flag, c.cloud, c.doit, rs[0].Value, rs[0].Err, c.want)
 		}
@@ -247,7 +248,7 @@ func TestDefaultProjectFromMetadataServer(t *testing.T) {
 	f := startFake(t)
 	f.Add("projects/meta-p/secrets/s", []byte("from metadata project"))
 	t.Setenv("GCE_METADATA_HOST", fakeMetadata(t, "meta-p"))
-	rs := fetch(t, fakeStore(settings(""), map[string]*gcpfake.Server{"": f}), 10*time.Second, "gcp:secretmanager:s")
+	rs := fetch(t, fakeStore("", settings(), map[string]*gcpfake.Server{"": f}), 10*time.Second, "gcp:secretmanager:s")
 	if string(rs[0].Value) != "from metadata project" || !slices.Contains(f.Requests(), "projects/meta-p/secrets/s/versions/latest") {
 		t.Errorf("got %q, %v; requests %q", rs[0].Value, rs[0].Err, f.Requests())
 	}
@@ -312,7 +313,7 @@ func TestServiceAccountKey(t *testing.T) {
 	t.Setenv("GCE_METADATA_HOST", l.addr)
 	f, roots := startTLSFake(t)
 	f.Add("projects/cred-p/secrets/s", []byte("with a key"))
-	r := fetch(t, tlsStore(settings(""), f, roots), 10*time.Second, "gcp:secretmanager:s")[0]
+	r := fetch(t, tlsStore(settings(), f, roots), 10*time.Second, "gcp:secretmanager:s")[0]
 	if string(r.Value) != "with a key" || r.Err != nil {
 		t.Fatalf("got %q, %v", r.Value, r.Err)
 	}
@@ -339,7 +340,7 @@ func TestMetadataServerCredentials(t *testing.T) {
 	f, roots := startTLSFake(t)
 	f.Add("projects/meta-p/secrets/s", []byte("on gce"))
 	f.Add("projects/meta-p/locations/us-central1/secrets/s", []byte("regional on gce"))
-	rs := fetch(t, tlsStore(settings(""), f, roots), 10*time.Second, "gcp:secretmanager:s", "gcp:secretmanager:projects/meta-p/locations/us-central1/secrets/s")
+	rs := fetch(t, tlsStore(settings(), f, roots), 10*time.Second, "gcp:secretmanager:s", "gcp:secretmanager:projects/meta-p/locations/us-central1/secrets/s")
 	if string(rs[0].Value) != "on gce" || string(rs[1].Value) != "regional on gce" {
 		t.Fatalf("got %q, %v and %q, %v", rs[0].Value, rs[0].Err, rs[1].Value, rs[1].Err)
 	}
@@ -369,7 +370,7 @@ func TestBadCredentialsFile(t *testing.T) {
 		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", file)
 		l := silentListener(t)
 		t.Setenv("GCE_METADATA_HOST", l.addr)
-		p, err := Open(context.Background(), settings("p"))
+		p, err := Opener(Options{Project: "p"})(context.Background(), settings())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -393,7 +394,7 @@ func TestEmulator(t *testing.T) {
 	f.Add("projects/p/locations/asia-south1/secrets/s", []byte("regional"))
 	t.Setenv(EmulatorEnv, f.Addr)
 	t.Setenv("GOOGLE_CLOUD_PROJECT", "p")
-	p, err := Open(context.Background(), settings(""))
+	p, err := Open(context.Background(), settings())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +411,7 @@ func TestChecksum(t *testing.T) {
 	isolate(t)
 	f := startFake(t)
 	f.Add("projects/p/secrets/s", []byte(canary))
-	st := fakeStore(settings(""), map[string]*gcpfake.Server{"": f})
+	st := fakeStore("", settings(), map[string]*gcpfake.Server{"": f})
 
 	f.CorruptCRC(true)
 	r := fetch(t, st, 10*time.Second, "gcp:secretmanager:projects/p/secrets/s")[0]
@@ -459,7 +460,7 @@ func TestErrors(t *testing.T) {
 	for _, c := range cases {
 		refs = append(refs, c.ref)
 	}
-	rs := fetch(t, fakeStore(settings("p"), map[string]*gcpfake.Server{"": f}), 10*time.Second, refs...)
+	rs := fetch(t, fakeStore("p", settings(), map[string]*gcpfake.Server{"": f}), 10*time.Second, refs...)
 	for i, c := range cases {
 		r := rs[i]
 		if r.Err == nil {
@@ -486,7 +487,7 @@ func TestDeadline(t *testing.T) {
 	f := startFake(t)
 	f.Add("projects/p/secrets/slow", []byte(canary))
 	f.SetLatency(time.Hour)
-	r := fetch(t, fakeStore(settings(""), map[string]*gcpfake.Server{"": f}), 300*time.Millisecond, "gcp:secretmanager:projects/p/secrets/slow")[0]
+	r := fetch(t, fakeStore("", settings(), map[string]*gcpfake.Server{"": f}), 300*time.Millisecond, "gcp:secretmanager:projects/p/secrets/slow")[0]
 	if !errors.Is(r.Err, context.DeadlineExceeded) || strings.Contains(r.Err.Error(), canary) {
 		t.Errorf("slow server: %v; want a deadline error", r.Err)
 	}
@@ -497,7 +498,7 @@ func TestDeadline(t *testing.T) {
 // last attempt met.
 func TestRetryUntilDeadline(t *testing.T) {
 	isolate(t)
-	r := fetch(t, fakeStore(settings(""), nil), time.Second, "gcp:secretmanager:projects/p/secrets/s")[0]
+	r := fetch(t, fakeStore("", settings(), nil), time.Second, "gcp:secretmanager:projects/p/secrets/s")[0]
 	if !errors.Is(r.Err, context.DeadlineExceeded) || !strings.Contains(r.Err.Error(), "last attempt failed: Unavailable") {
 		t.Errorf("unreachable endpoint: %v", r.Err)
 	}
@@ -509,25 +510,38 @@ func TestThrottled(t *testing.T) {
 	f := startFake(t)
 	f.Add("projects/p/secrets/s", []byte("after throttling"))
 	f.Throttle(3)
-	r := fetch(t, fakeStore(settings(""), map[string]*gcpfake.Server{"": f}), 10*time.Second, "gcp:secretmanager:projects/p/secrets/s")[0]
+	st := fakeStore("", settings(), map[string]*gcpfake.Server{"": f})
+	// The engine's waits (up to 2 s, 4 s, 8 s) are for real quotas.
+	st.backoff = provider.Backoff{Throttled: provider.Step{Base: time.Millisecond, Max: 10 * time.Millisecond}}
+	r := fetch(t, st, 10*time.Second, "gcp:secretmanager:projects/p/secrets/s")[0]
 	if string(r.Value) != "after throttling" || r.Err != nil || len(f.Requests()) != 4 {
 		t.Errorf("got %q, %v after %d calls; want the value at the 4th call", r.Value, r.Err, len(f.Requests()))
 	}
 }
 
 // TestLimitSkipped checks that targets the limiter never started, because
-// the context ended, still get an error.
+// the context ended, still get an error: the engine's, since the store
+// leaves them unset.
 func TestLimitSkipped(t *testing.T) {
 	isolate(t)
 	f := startFake(t)
 	f.SetLatency(time.Hour)
-	s := settings("")
-	s.Limit = provider.NewLimiter(1)
-	rs := fetch(t, fakeStore(s, map[string]*gcpfake.Server{"": f}), 300*time.Millisecond,
-		"gcp:secretmanager:projects/p/secrets/a", "gcp:secretmanager:projects/p/secrets/b")
-	for i, r := range rs {
-		if !errors.Is(r.Err, context.DeadlineExceeded) {
-			t.Errorf("target %d: %v; want a deadline error", i, r.Err)
+	cfg := provider.Config{
+		Stores: map[provider.Kind]provider.Opener{provider.Google: func(_ context.Context, s provider.Settings) (provider.Store, error) {
+			return fakeStore("", s, map[string]*gcpfake.Server{"": f}), nil
+		}},
+		Concurrency: 1,
+		Timeout:     time.Second,
+		DryRun:      true,
+	}
+	_, err := provider.Resolve(context.Background(), cfg, []string{"A=gcp:secretmanager:projects/p/secrets/a", "B=gcp:secretmanager:projects/p/secrets/b"})
+	var fe *provider.Failure
+	if !errors.As(err, &fe) || len(fe.Vars) != 2 {
+		t.Fatalf("err = %v; want both variables to fail", err)
+	}
+	for _, v := range fe.Vars {
+		if v.Reason() != "deadline of 1s exceeded (--timeout)" {
+			t.Errorf("%s: %s; want the deadline", v.Name, v.Reason())
 		}
 	}
 }
@@ -586,7 +600,7 @@ func TestNoMetadataServer(t *testing.T) {
 		isolate(t)
 		l := silentListener(t)
 		t.Setenv("GCE_METADATA_HOST", l.addr)
-		p, err := Open(context.Background(), settings(""))
+		p, err := Open(context.Background(), settings())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -607,7 +621,7 @@ func TestNoMetadataServer(t *testing.T) {
 	isolate(t)
 	l := silentListener(t)
 	t.Setenv("GCE_METADATA_HOST", l.addr)
-	p, err := Open(context.Background(), settings(""))
+	p, err := Open(context.Background(), settings())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -623,7 +637,7 @@ func TestNoMetadataServer(t *testing.T) {
 	l = silentListener(t)
 	t.Setenv("GCE_METADATA_HOST", l.addr)
 	f := startFake(t)
-	r := fetch(t, fakeStore(settings(""), map[string]*gcpfake.Server{"": f}), time.Second, "gcp:secretmanager:s")[0]
+	r := fetch(t, fakeStore("", settings(), map[string]*gcpfake.Server{"": f}), time.Second, "gcp:secretmanager:s")[0]
 	if !errors.Is(r.Err, context.DeadlineExceeded) || !strings.Contains(r.Err.Error(), "no default project") ||
 		!strings.Contains(r.Err.Error(), "GOOGLE_CLOUD_PROJECT") || !strings.Contains(r.Err.Error(), "the metadata server at "+l.addr) {
 		t.Errorf("project lookup: %v; want a deadline error naming what was tried", r.Err)
@@ -644,7 +658,7 @@ func BenchmarkFetch20(b *testing.B) {
 		f.Add(name, bytes.Repeat([]byte{'x'}, 64))
 		refs = append(refs, "gcp:secretmanager:"+name)
 	}
-	st := fakeStore(settings(""), map[string]*gcpfake.Server{"": f})
+	st := fakeStore("", settings(), map[string]*gcpfake.Server{"": f})
 	for b.Loop() {
 		for _, r := range fetch(b, st, 10*time.Second, refs...) {
 			if r.Err != nil {

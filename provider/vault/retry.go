@@ -7,78 +7,35 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/hashicorp/vault/api"
 
 	"github.com/secrets-init/secrets-init/provider"
 )
 
-// Backoff bounds between attempts, and the time left before the deadline
-// under which retry gives up with its last failure: the store must answer
-// before the engine stops waiting, or that reason is lost.
-const (
-	firstWait = 100 * time.Millisecond
-	maxWait   = 5 * time.Second
-	margin    = 200 * time.Millisecond
-)
-
-// retry calls op until it succeeds, fails for good, or ctx ends. Transient
-// failures (unreachable, sealed, throttled, 5xx) are retried with jittered
-// exponential backoff: the deadline bounds the attempts, not a count.
+// retry calls op until it succeeds, fails for good, or ctx ends, under
+// the engine's backoff (provider.Retry). When ctx ends after transient
+// failures, the error is a *provider.Exhausted that keeps the last one.
 func retry(ctx context.Context, op func() error) error {
-	wait := firstWait
-	var last error
-	for {
-		err := op()
-		if ctx.Err() != nil {
-			return stop(ctx, last)
-		}
-		if err == nil || !transient(err) {
-			return err
-		}
-		last = err
-		sleep := wait/2 + rand.N(wait/2+1) // jitter: [wait/2, wait]
-		if d, ok := ctx.Deadline(); ok {
-			if left := time.Until(d) - margin; left <= 0 {
-				return &stopped{last: last}
-			} else if sleep > left {
-				sleep = left // one last attempt just before the deadline
-			}
-		}
-		t := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return stop(ctx, last)
-		case <-t.C:
-		}
-		wait = min(2*wait, maxWait)
-	}
+	return provider.Retry(ctx, op, class)
 }
 
-// stop is how a retry ends with ctx: ctx's error when nothing had failed
-// before, else a *stopped that keeps the last transient failure.
-func stop(ctx context.Context, last error) error {
-	if last == nil {
-		return ctx.Err()
+// class tells how a failure is retried: throttling (429, a rate limit
+// quota) waits longer than the other transient faults.
+func class(err error) provider.Class {
+	var re *api.ResponseError
+	switch {
+	case !transient(err):
+		return provider.Permanent
+	case errors.As(err, &re) && re.StatusCode == http.StatusTooManyRequests:
+		return provider.Throttled
 	}
-	return &stopped{last: last}
+	return provider.Transient
 }
-
-// stopped is a retry that ran out of time after transient failures. It
-// does not unwrap to ctx's error, so that the engine keeps its reason
-// (such as "Vault is sealed") instead of a bare "deadline exceeded".
-type stopped struct{ last error }
-
-func (s *stopped) Error() string { return s.last.Error() + stoppedNote }
-
-const stoppedNote = "; still failing at the deadline (--timeout)"
 
 // transient tells whether err may go away by itself.
 func transient(err error) bool {
@@ -123,9 +80,9 @@ func tlsProblem(err error) string {
 // act on. It never quotes a response body: Vault's own error strings are
 // used only when Vault sent them as JSON.
 func describe(c *api.Client, err error, path, capability string) error {
-	var s *stopped
-	if errors.As(err, &s) {
-		return fmt.Errorf("%v%s", describe(c, s.last, path, capability), stoppedNote)
+	var ex *provider.Exhausted
+	if errors.As(err, &ex) {
+		return &provider.Exhausted{Last: describe(c, ex.Last, path, capability)}
 	}
 	var ie inputError
 	if errors.As(err, &ie) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -81,11 +81,8 @@ func (st *store) Fetch(ctx context.Context, targets []provider.Target) []provide
 		read[j] = st.read(ctx, distinct[j])
 	})
 	for i, r := range reqs {
-		if r.path != "" {
+		if r.path != "" { // else skipped (ctx ended: the engine says so) or failed
 			results[i] = read[index[r]]
-		}
-		if results[i].Value == nil && results[i].Err == nil { // skipped: ctx ended
-			results[i].Err = ctx.Err()
 		}
 	}
 	if st.revoke {

@@ -162,7 +162,7 @@ func TestDescribe(t *testing.T) {
 		{"dns", &url.Error{Op: "Get", Err: &net.OpError{Op: "dial", Err: &net.DNSError{Name: "vault.example", Err: "no such host"}}}, []string{"cannot resolve vault.example"}, false},
 		{"unknown CA", &url.Error{Op: "Get", Err: x509.UnknownAuthorityError{}}, []string{"unknown authority", "VAULT_CACERT"}, false},
 		{"not JSON", &json.SyntaxError{Offset: 1}, []string{"is not Vault's JSON", "kv/data/app"}, false},
-		{"stopped", &stopped{last: refused}, []string{"connection refused; still failing at the deadline (--timeout)"}, false},
+		{"stopped", &provider.Exhausted{Last: refused}, []string{"connection refused; still failing at the deadline (--timeout)"}, false},
 		{"input", inputError{errors.New("cannot read VAULT_JWT_FILE (/x): no such file")}, []string{"cannot read VAULT_JWT_FILE (/x)"}, false},
 	} {
 		t.Run(c2.name, func(t *testing.T) {
@@ -203,34 +203,55 @@ func TestTransient(t *testing.T) {
 	}
 }
 
+// TestRetry: Vault's failures, classified, under the engine's policy
+// (with short waits: the policy's own are tested in package provider).
 func TestRetry(t *testing.T) {
 	ctx := t.Context()
+	fast := provider.Backoff{
+		Transient: provider.Step{Base: time.Millisecond, Max: 10 * time.Millisecond},
+		Throttled: provider.Step{Base: time.Millisecond, Max: 10 * time.Millisecond},
+	}
 	busy := &api.ResponseError{StatusCode: 429}
+	sealed := &api.ResponseError{StatusCode: 503}
 	n := 0
-	if err := retry(ctx, func() error {
+	if err := fast.Retry(ctx, func() error {
 		if n++; n < 3 {
 			return busy
 		}
 		return nil
-	}); err != nil || n != 3 {
+	}, class); err != nil || n != 3 {
 		t.Errorf("after two throttles: err %v after %d calls, want success after 3", err, n)
 	}
 	n = 0
 	denied := &api.ResponseError{StatusCode: 403}
-	if err := retry(ctx, func() error { n++; return denied }); err != denied || n != 1 {
+	if err := fast.Retry(ctx, func() error { n++; return denied }, class); err != denied || n != 1 {
 		t.Errorf("permission denied: err %v after %d calls, want it at once", err, n)
 	}
-	short, cancel := context.WithTimeout(ctx, 600*time.Millisecond)
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	err := retry(short, func() error { return busy })
-	var s *stopped
-	if !errors.As(err, &s) || s.last != busy || errors.Is(err, context.DeadlineExceeded) {
+	err := fast.Retry(short, func() error { return busy }, class)
+	var ex *provider.Exhausted
+	if !errors.As(err, &ex) || ex.Last != busy || errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("always throttled: %v, want the throttle as the reason", err)
 	}
 	done, cancel2 := context.WithCancel(ctx)
 	cancel2()
 	if err := retry(done, func() error { return done.Err() }); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
+	}
+	for _, c := range []struct {
+		err  error
+		want provider.Class
+	}{
+		{busy, provider.Throttled},
+		{sealed, provider.Transient},
+		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, provider.Transient},
+		{denied, provider.Permanent},
+		{&url.Error{Err: x509.UnknownAuthorityError{}}, provider.Permanent},
+	} {
+		if got := class(c.err); got != c.want {
+			t.Errorf("class(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }
 
