@@ -2,8 +2,20 @@ module github.com/secrets-init/secrets-init
 
 go 1.26.0
 
+// Untagged commits (pseudo-versions) below:
+//   - google.golang.org/genproto, .../googleapis/api, .../googleapis/rpc and
+//     github.com/pkg/browser publish no tags: every version is a
+//     pseudo-version. These are the ones cloud.google.com/go/secretmanager and
+//     gax-go (genproto), and azidentity and azsecrets (pkg/browser, via MSAL)
+//     require.
+//   - cloud.google.com/go/auth was v0.24.1-0.20261001053825-dbc26066f70a, the
+//     commit that secretmanager v1.24.0 and google.golang.org/api v0.304.0
+//     require; it is now the tag v0.24.1, the next patch release (builds and
+//     passes the tests).
+// The AWS modules stay as they are (aws-sdk-go-v2 core v1.47.7).
+
 require (
-	cloud.google.com/go/auth v0.24.1-0.20261001053825-dbc26066f70a
+	cloud.google.com/go/auth v0.24.1
 	cloud.google.com/go/compute/metadata v0.10.0
 	cloud.google.com/go/secretmanager v1.24.0
 	github.com/Azure/azure-sdk-for-go/sdk/azcore v1.23.3
