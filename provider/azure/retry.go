@@ -25,13 +25,24 @@ type retryable struct{ resp *http.Response }
 
 func (r retryable) Error() string { return "HTTP " + r.resp.Status }
 
-// RetryAfter is the response's Retry-After in seconds, if any.
+// RetryAfter is the wait the response asks for, as azcore reads it:
+// retry-after-ms or x-ms-retry-after-ms (milliseconds), else Retry-After
+// (seconds, or an HTTP date); 0 if none.
 func (r retryable) RetryAfter() time.Duration {
-	s, err := strconv.Atoi(r.resp.Header.Get("Retry-After"))
-	if err != nil || s <= 0 {
-		return 0
+	h := r.resp.Header
+	for _, name := range []string{"retry-after-ms", "x-ms-retry-after-ms"} {
+		if ms, err := strconv.Atoi(h.Get(name)); err == nil && ms > 0 {
+			return time.Duration(ms) * time.Millisecond
+		}
 	}
-	return time.Duration(s) * time.Second
+	v := h.Get("Retry-After")
+	if s, err := strconv.Atoi(v); err == nil {
+		return time.Duration(max(s, 0)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
 }
 
 func (p retryPolicy) Do(req *policy.Request) (*http.Response, error) {
