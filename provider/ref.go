@@ -600,3 +600,19 @@ func isPrintable(c rune) bool     { return c > ' ' && c != 0x7f && c != '?' }
 func isSecretsManagerChar(c rune) bool {
 	return isAlnum(c) || strings.ContainsRune("/_+=.@-", c)
 }
+
+// Pinned reports whether t names a version that cannot change: refresh
+// never checks it. This is the one place that decides it. A Secrets
+// Manager version id, a numeric SSM version, a numeric Google version, a
+// Vault KV version and an Azure version are pinned; stages, labels and
+// aliases (AWSPREVIOUS, an SSM label, Google's latest) move, and a
+// secretfile: has no versions at all.
+func (t Target) Pinned() bool {
+	switch t.Kind {
+	case SecretsManager, Vault, Azure:
+		return t.Version != ""
+	case SSM, Google:
+		return t.Version != "" && allOf(t.Version, isDigit)
+	}
+	return false
+}
