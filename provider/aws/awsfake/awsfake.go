@@ -78,6 +78,7 @@ type Server struct {
 	garble    bool
 	opFails   map[string]apiError
 	nameFails map[string]apiError
+	deleted   map[key]deletedSecret // DeleteSecret's, scheduled for deletion (versions.go)
 }
 
 type key struct{ region, name string }
@@ -364,6 +365,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		out, aerr = s.getSecretValue(region, body)
 	case "secretsmanager.BatchGetSecretValue":
 		out, aerr = s.batchGetSecretValue(region, body)
+	case "secretsmanager.DescribeSecret":
+		out, aerr = s.describeSecret(region, body)
 	case "AmazonSSM.GetParameter":
 		out, aerr = s.getParameter(region, body)
 	case "AmazonSSM.GetParameters":
@@ -473,6 +476,9 @@ func (s *Server) findSecret(region, id, stage, versionID string) (*secretEntry, 
 	}
 	if e, ok := s.nameFails[name]; ok {
 		return nil, &e
+	}
+	if e := s.deletedError(region, name); e != nil {
+		return nil, e
 	}
 	versions, ok := s.secrets[key{region, name}]
 	if !ok {
