@@ -112,6 +112,12 @@ type call struct {
 // Fetch resolves every target with one AccessSecretVersion call each, run
 // concurrently under the engine's limit over one connection per endpoint.
 func (s *store) Fetch(ctx context.Context, targets []provider.Target) []provider.Result {
+	return s.each(ctx, targets, access)
+}
+
+// each makes one call per target with do, concurrently under the engine's
+// limit, over one client (connection) per endpoint, closed on return.
+func (s *store) each(ctx context.Context, targets []provider.Target, do func(context.Context, provider.Backoff, call) provider.Result) []provider.Result {
 	if len(targets) == 0 {
 		return nil
 	}
@@ -167,7 +173,7 @@ func (s *store) Fetch(ctx context.Context, targets []provider.Target) []provider
 		calls = append(calls, c)
 	}
 	s.settings.Limit.Each(ctx, len(calls), func(j int) {
-		rs[calls[j].index] = access(ctx, s.backoff, calls[j])
+		rs[calls[j].index] = do(ctx, s.backoff, calls[j])
 	})
 	return rs
 }

@@ -56,6 +56,8 @@ type Server struct {
 	throttle int  // calls still to answer ResourceExhausted
 	conns    int  // connections accepted
 	open     int  // connections not yet closed
+
+	meta metaState // GetSecretVersion's (versions.go)
 }
 
 type secret struct {
