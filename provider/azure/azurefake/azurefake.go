@@ -138,6 +138,8 @@ type Server struct {
 	rtt      time.Duration     // SetRequestLatency's delay of every request
 	nReqs    int               // HTTPS requests received
 	resource map[string]string // vault host → resource its challenge names instead
+
+	reads map[string]*[2]int // host/name → reads of the current version, of a named one (versions.go)
 }
 
 // Start runs a fake on loopback ports.
@@ -462,6 +464,7 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, host string,
 	}
 	s.mu.Lock()
 	s.nSecrets++
+	s.countRead(host, name, want)
 	s.inFlight++
 	s.maxIn = max(s.maxIn, s.inFlight)
 	latency := s.latency
