@@ -19,6 +19,11 @@ import (
 // is called without decryption, so a SecureString comes back as
 // ciphertext (and a String's value, which is dropped at once).
 
+var (
+	_ provider.Versioner = (*secretsManager)(nil)
+	_ provider.Versioner = (*ssmStore)(nil)
+)
+
 // IAM actions of the version checks.
 const (
 	actionDescribeSecret = "secretsmanager:DescribeSecret"

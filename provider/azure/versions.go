@@ -12,6 +12,8 @@ import (
 	"github.com/secrets-init/secrets-init/provider"
 )
 
+var _ provider.Versioner = (*store)(nil)
+
 // Versions implements provider.Versioner with one GetSecret call per
 // secret (no version: the current one), concurrent under the engine's
 // limit: the version in the secret id it answers with.

@@ -13,6 +13,8 @@ import (
 	"github.com/secrets-init/secrets-init/provider"
 )
 
+var _ provider.Versioner = (*store)(nil)
+
 // Versions implements provider.Versioner with one GetSecretVersion call per
 // target on .../versions/latest (or the alias the reference names), run
 // concurrently under the engine's limit: the number of the version that

@@ -13,6 +13,8 @@ import (
 	"github.com/secrets-init/secrets-init/provider"
 )
 
+var _ provider.Versioner = (*store)(nil)
+
 // Versions implements provider.Versioner for KV v2 secrets with one read
 // of MOUNT/metadata/PATH per distinct secret (its current_version),
 // concurrent under the engine's limit; no secret data is read. It needs
