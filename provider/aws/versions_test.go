@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/secrets-init/secrets-init/provider"
 	"github.com/secrets-init/secrets-init/provider/aws/awsfake"
@@ -205,6 +206,61 @@ func TestSSMVersionsDeletedAndDenied(t *testing.T) {
 	for _, r := range versionsOf(t, "aws:ssm:/a", "aws:ssm:/c") {
 		if !errors.Is(r.Err, provider.ErrDenied) || !strings.Contains(r.Err.Error(), "ssm:GetParameters") {
 			t.Errorf("denied: %v", r.Err)
+		}
+	}
+}
+
+func TestVersionsUnderTheLimit(t *testing.T) {
+	f := newFake(t, "eu-west-1")
+	var refs []string
+	for i := range 8 {
+		name := fmt.Sprint("s", i)
+		f.PutSecret("eu-west-1", name, awsfake.Secret{String: canary})
+		refs = append(refs, "aws:secretsmanager:"+name)
+	}
+	f.SetLatency(20 * time.Millisecond) // so that calls overlap when allowed to
+	ts, _ := targets(t, refs)
+	for _, r := range openLimited(t, provider.SecretsManager, 2).(provider.Versioner).Versions(t.Context(), ts) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if n := f.MaxInFlight(); n > 2 {
+		t.Errorf("%d DescribeSecret calls at once under --concurrency 2", n)
+	}
+}
+
+// BenchmarkVersions checks n references against the fake with 50 ms of
+// latency per call, as one refresh round would, at the default
+// --concurrency of 16, and reports the API calls per round.
+func BenchmarkVersions(b *testing.B) {
+	for _, kind := range []provider.Kind{provider.SecretsManager, provider.SSM} {
+		for _, n := range []int{10, 50} {
+			b.Run(fmt.Sprintf("%s/refs=%d", kind, n), func(b *testing.B) {
+				f := newFake(b, "us-east-1")
+				f.SetLatency(50 * time.Millisecond)
+				refs := make([]string, n)
+				for i := range refs {
+					name := fmt.Sprint("/bench/", i)
+					if kind == provider.SSM {
+						f.PutParameter("us-east-1", name, awsfake.Parameter{Value: "v", Secure: true})
+						refs[i] = "aws:ssm:" + name
+					} else {
+						f.PutSecret("us-east-1", name, awsfake.Secret{String: "v"})
+						refs[i] = "aws:secretsmanager:" + name
+					}
+				}
+				ts, _ := targets(b, refs)
+				p := openLimited(b, kind, 16).(provider.Versioner)
+				for b.Loop() {
+					for _, r := range p.Versions(b.Context(), ts) {
+						if r.Err != nil {
+							b.Fatal(r.Err)
+						}
+					}
+				}
+				b.ReportMetric(float64(len(f.Calls()))/float64(b.N), "calls/op")
+			})
 		}
 	}
 }
