@@ -137,10 +137,10 @@ func (p *ssmStore) versionBatch(ctx context.Context, c call, targets []provider.
 	for _, prm := range out.Parameters {
 		sel := aws.ToString(prm.Selector)
 		r := provider.Result{Version: strconv.FormatInt(prm.Version, 10)}
+		// It answers every request that names it, by name or by ARN.
 		for _, n := range []string{aws.ToString(prm.Name) + sel, aws.ToString(prm.ARN) + sel} {
 			if want[n] != nil {
 				set(n, r)
-				break
 			}
 		}
 	}
