@@ -156,7 +156,7 @@ func decode(secret *api.Secret, kv2 bool, path, version string) provider.Result 
 		if destroyed, _ := meta["destroyed"].(bool); destroyed {
 			return provider.Result{Err: fmt.Errorf("version %s at %s is destroyed: %w", served, path, provider.ErrNotFound)}
 		}
-		if deleted, _ := meta["deletion_time"].(string); deleted != "" {
+		if deleted, _ := meta["deletion_time"].(string); isPast(deleted) {
 			return provider.Result{Err: fmt.Errorf("version %s at %s was deleted at %s (undelete it, or pick a version with #KEY#VERSION): %w", served, path, deleted, provider.ErrNotFound)}
 		}
 		inner, ok := data["data"].(map[string]any)

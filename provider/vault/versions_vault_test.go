@@ -76,6 +76,9 @@ func TestVersionsOnRealVault(t *testing.T) {
 	write("detect-kv/data/other", kv("other-"+canary))
 	write("detect-kv/data/shredded", kv("shredded-"+canary))
 	write("detect-v1/app", map[string]any{"password": "v1-" + canary})
+	// delete_version_after gives every version a deletion_time in the future.
+	write("detect-kv/metadata/expiring", map[string]any{"delete_version_after": "1h"})
+	write("detect-kv/data/expiring", kv("expiring-"+canary))
 
 	target, _ := url.Parse(addr)
 	rp := httputil.NewSingleHostReverseProxy(target)
@@ -139,6 +142,14 @@ func TestVersionsOnRealVault(t *testing.T) {
 	}
 	if r := p.Fetch(t.Context(), []provider.Target{{Kind: provider.Vault, Name: "detect-kv/app"}})[0]; r.Version != "1" {
 		t.Errorf("Fetch serves version %q", r.Version)
+	}
+
+	// A version whose deletion_time is still to come is live.
+	if r := check(p, "vault:detect-kv/expiring")[0]; r.Version != "1" {
+		t.Errorf("a version to be deleted in an hour: %+v", r)
+	}
+	if r := p.Fetch(t.Context(), []provider.Target{{Kind: provider.Vault, Name: "detect-kv/expiring"}})[0]; r.Err != nil || r.Version != "1" {
+		t.Errorf("Fetch of a version to be deleted in an hour: version %q, %v", r.Version, r.Err)
 	}
 
 	// A new version moves it.
