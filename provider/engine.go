@@ -248,6 +248,11 @@ func storeContext(ctx context.Context, cause error) (context.Context, context.Ca
 	return context.WithDeadlineCause(ctx, d.Add(-early), cause)
 }
 
+// timerSkew is how much sooner than a context a client's timer for the
+// same deadline may fire: an error of a context's kind that close to its
+// deadline is the deadline's.
+const timerSkew = 50 * time.Millisecond
+
 // deadlineError is the cause of a resolution that ran out of time.
 type deadlineError struct{ d time.Duration }
 
@@ -258,8 +263,17 @@ func (e deadlineError) Error() string {
 // contextError explains err in terms of the resolution's end, when the
 // context ended it, keeping what the store said it was doing.
 func contextError(ctx context.Context, err error) error {
+	if !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return err
+	}
 	cause := context.Cause(ctx)
-	if cause == nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+	if d, ok := ctx.Deadline(); ok && cause == nil && time.Until(d) < timerSkew {
+		// A client's own timer for ctx's deadline (gRPC's, net/http's)
+		// can fire a moment before ctx ends: ctx ends at d, so wait.
+		<-ctx.Done()
+		cause = context.Cause(ctx)
+	}
+	if cause == nil {
 		return err
 	}
 	if err == ctx.Err() || err.Error() == ctx.Err().Error() {

@@ -415,6 +415,23 @@ func TestStoreDeadlineLeavesGrace(t *testing.T) {
 	}
 }
 
+// A store whose client runs its own timer for the deadline may report
+// context.DeadlineExceeded a moment before its context ends (gRPC does):
+// the reason is still the --timeout.
+func TestStoreTimerBeforeDeadline(t *testing.T) {
+	cfg := config(t, nil)
+	cfg.Timeout = time.Second
+	cfg.Stores[Vault] = func(ctx context.Context, _ Settings) (Store, error) {
+		d, _ := ctx.Deadline()
+		time.Sleep(time.Until(d) - 5*time.Millisecond)
+		return nil, context.DeadlineExceeded
+	}
+	_, err := resolve(t, cfg, "A=vault:a")
+	if want := "A: vault:a: deadline of 1s exceeded (--timeout)"; err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+}
+
 func TestFailureIsOneLinePerVariable(t *testing.T) {
 	m := newMem(nil)
 	cfg := config(t, m)
