@@ -24,7 +24,7 @@ RUN CGO_ENABLED=0 go build -trimpath -tags "grpcnotrace $TAGS" \
  && mv /out/secrets-init /out/root/secrets-init \
  && ln -s /secrets-init /out/root/usr/local/bin/secrets-init
 
-FROM scratch
+FROM scratch AS secrets-init
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 # /secrets-init, as doitintl's image has it, and /usr/local/bin/secrets-init
 # (a symlink), the path kube-secrets-init's initContainer copies from.
@@ -33,3 +33,28 @@ COPY --from=build /out/root/ /
 USER 65534:65534
 ENTRYPOINT ["/secrets-init"]
 CMD ["copy", "/helper/bin"]
+
+# The admission webhook (docs/kubernetes.md), a target of its own:
+#   docker build --target webhook -t secrets-init-webhook .
+# Its module (webhook/, with client-go and go-containerregistry) is built
+# apart from the secrets-init binary above, which never links them.
+FROM golang:1.26-bookworm AS webhook-build
+ARG VERSION=dev
+WORKDIR /src
+COPY go.mod go.sum ./
+COPY webhook/go.mod webhook/go.sum ./webhook/
+RUN cd webhook && go mod download
+COPY . .
+RUN cd webhook && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$VERSION" \
+      -o /out/secrets-init-webhook ./cmd/secrets-init-webhook \
+ && /out/secrets-init-webhook --version
+
+FROM scratch AS webhook
+COPY --from=webhook-build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=webhook-build /out/secrets-init-webhook /secrets-init-webhook
+USER 65534:65534
+EXPOSE 8443
+ENTRYPOINT ["/secrets-init-webhook"]
+
+# The default target stays the secrets-init image.
+FROM secrets-init

@@ -38,6 +38,7 @@ vet:
 unit:
 	$(GO) test -race -count=1 ./...
 	$(GO) build -tags 'no_aws no_gcp no_azure no_vault' -o /dev/null .
+	cd webhook && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 fuzz:
 	$(GO) test ./provider -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
