@@ -20,6 +20,9 @@ func TestValidateFlags(t *testing.T) {
 		{[]string{"--concurrency=many"}, "-concurrency"},
 		{[]string{"--exec", "sh"}, `"sh" is not a flag`},
 		{[]string{"--help"}, "help"},
+		{[]string{"--version"}, "--version"},
+		{[]string{"--log-format=xml"}, "log-format"},
+		{[]string{"--timeout=-1s"}, "--timeout must be positive"},
 	} {
 		err := ValidateFlags(bad.args)
 		if err == nil || !strings.Contains(err.Error(), bad.msg) {
