@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -133,6 +134,13 @@ func TestGolden(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(file), ".review.json")
 		t.Run(name, func(t *testing.T) {
 			h, _ := testHandler(t)
+			var logged bytes.Buffer
+			h.Log = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			defer func() {
+				if bytes.Contains(logged.Bytes(), []byte(canary)) {
+					t.Errorf("the log holds a secret value:\n%s", logged.String())
+				}
+			}()
 			body, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)
