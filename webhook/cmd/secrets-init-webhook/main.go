@@ -19,8 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/v1/google"
 	"github.com/secrets-init/secrets-init/webhook/inject"
 	"github.com/secrets-init/secrets-init/webhook/kube"
 	"github.com/secrets-init/secrets-init/webhook/registry"
@@ -126,7 +124,7 @@ func serve(c config, log *slog.Logger) error {
 		ImagePullPolicy: corev1.PullPolicy(c.pullPolicy),
 		Objects:         kube.Client{Interface: client},
 		Entrypoints: &registry.Pods{Resolver: res, Objects: kube.Registry{Interface: client},
-			Cloud: []authn.Keychain{google.Keychain}},
+			Cloud: registry.CloudKeychains()},
 		ValidateFlags: inject.ValidateFlags,
 		Forbidden: func(kind, ns, name string) {
 			metrics.Add("secrets_init_webhook_forbidden_total", `kind="`+kind+`"`)

@@ -1,0 +1,29 @@
+package registry
+
+import (
+	"io"
+	"os"
+
+	ecr "github.com/awslabs/amazon-ecr-credential-helper/ecr-login"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/google"
+)
+
+// CloudKeychains are the cloud registries' own credentials, tried after
+// the pull secrets: Google Artifact Registry and GCR with Application
+// Default Credentials (GKE Workload Identity), and Amazon ECR with the AWS
+// default chain (IRSA, EKS Pod Identity, instance role). Each answers only
+// for its own registries' hosts and is anonymous elsewhere. Azure ACR is
+// reached through pull secrets.
+func CloudKeychains() []authn.Keychain {
+	// The ECR helper would cache tokens under $HOME, which the webhook's
+	// read-only root filesystem does not allow; the webhook caches image
+	// configurations itself.
+	if _, ok := os.LookupEnv("AWS_ECR_DISABLE_CACHE"); !ok {
+		os.Setenv("AWS_ECR_DISABLE_CACHE", "true")
+	}
+	return []authn.Keychain{
+		google.Keychain,
+		authn.NewKeychainFromHelper(ecr.NewECRHelper(ecr.WithLogger(io.Discard))),
+	}
+}
