@@ -24,6 +24,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
 )
 
@@ -394,6 +395,20 @@ func TestWebhook(t *testing.T) {
 				t.Errorf("metrics lack %q:\n%s", want, b)
 			}
 		}
+	})
+
+	t.Run("caBundle restored", func(t *testing.T) {
+		// Someone overwrites the configuration: the webhook patches it back
+		// within its 30s check.
+		_, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Patch(ctx, "secrets-init-webhook", types.JSONPatchType,
+			[]byte(`[{"op":"remove","path":"/webhooks/0/clientConfig/caBundle"}]`), metav1.PatchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the caBundle back", func() bool {
+			m, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "secrets-init-webhook", metav1.GetOptions{})
+			return err == nil && bytes.Equal(m.Webhooks[0].ClientConfig.CABundle, caPEM)
+		})
 	})
 
 	t.Run("fail closed when the webhook is down", func(t *testing.T) {

@@ -4,6 +4,7 @@
 package kube
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -84,20 +85,28 @@ func (c Registry) ServiceAccount(ctx context.Context, ns, name string) (*corev1.
 }
 
 // PatchCABundle sets the caBundle of every webhook of the named
-// MutatingWebhookConfiguration.
-func PatchCABundle(ctx context.Context, c kubernetes.Interface, name string, caPEM []byte) error {
+// MutatingWebhookConfiguration that does not hold caPEM yet; patched
+// reports whether it had to.
+func PatchCABundle(ctx context.Context, c kubernetes.Interface, name string, caPEM []byte) (patched bool, _ error) {
 	mwc, err := c.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return err
+		return false, err
+	}
+	if len(mwc.Webhooks) == 0 {
+		return false, fmt.Errorf("MutatingWebhookConfiguration %s has no webhooks", name)
 	}
 	var ops []map[string]any
-	for i := range mwc.Webhooks {
-		ops = append(ops, map[string]any{"op": "add", "path": fmt.Sprintf("/webhooks/%d/clientConfig/caBundle", i), "value": caPEM})
+	for i, w := range mwc.Webhooks {
+		if !bytes.Equal(w.ClientConfig.CABundle, caPEM) {
+			ops = append(ops, map[string]any{"op": "add", "path": fmt.Sprintf("/webhooks/%d/clientConfig/caBundle", i), "value": caPEM})
+		}
 	}
 	if len(ops) == 0 {
-		return fmt.Errorf("MutatingWebhookConfiguration %s has no webhooks", name)
+		return false, nil
 	}
+	// The test op makes the patch fail if the list changed since the Get.
+	ops = append([]map[string]any{{"op": "test", "path": "/metadata/resourceVersion", "value": mwc.ResourceVersion}}, ops...)
 	patch, _ := json.Marshal(ops)
 	_, err = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{})
-	return err
+	return err == nil, err
 }

@@ -202,19 +202,26 @@ func selfSigned(ctx context.Context, c config, client kubernetes.Interface, log 
 	if err != nil {
 		return nil, err
 	}
+	// The caBundle is kept in place: checked every 30s, and patched again
+	// if the configuration was recreated or overwritten.
 	go func() {
 		for {
-			err := kube.PatchCABundle(ctx, client, c.webhookConfig, ca.CertPEM)
-			if err == nil {
+			patched, err := kube.PatchCABundle(ctx, client, c.webhookConfig, ca.CertPEM)
+			wait := 30 * time.Second
+			switch {
+			case err != nil:
+				log.Warn("cannot patch the caBundle yet", "webhookConfiguration", c.webhookConfig, "error", err.Error())
+				wait = 5 * time.Second
+			case patched:
 				log.Info("caBundle patched", "webhookConfiguration", c.webhookConfig)
-				ready.Store(true)
-				return
 			}
-			log.Warn("cannot patch the caBundle yet", "webhookConfiguration", c.webhookConfig, "error", err.Error())
+			if err == nil {
+				ready.Store(true)
+			}
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(5 * time.Second):
+			case <-time.After(wait):
 			}
 		}
 	}()
