@@ -230,11 +230,13 @@ func (in *Injector) original(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 	if err != nil {
 		return nil, deny("container %q: cannot read the ENTRYPOINT of image %s: %v", c.Name, c.Image, err)
 	}
-	orig := append([]string{}, ep...)
+	// The kubelet expands $(VAR) in command and args, never in the image's
+	// ENTRYPOINT and CMD: moved into args, those are escaped ($$ is $).
+	orig := escapeAll(ep)
 	if len(c.Args) > 0 {
 		orig = append(orig, c.Args...)
 	} else {
-		orig = append(orig, cmd...)
+		orig = append(orig, escapeAll(cmd)...)
 	}
 	if len(orig) == 0 {
 		return nil, deny("container %q: image %s has neither ENTRYPOINT nor CMD, and the container sets no command", c.Name, c.Image)
@@ -419,6 +421,14 @@ func hasCopy(pod *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+func escapeAll(a []string) []string {
+	out := make([]string, len(a))
+	for i, s := range a {
+		out[i] = strings.ReplaceAll(s, "$", "$$")
+	}
+	return out
 }
 
 // escape makes s one JSON Pointer token.

@@ -90,6 +90,7 @@ func testHandler(t *testing.T) (*Handler, *objects) {
 				"registry.example.com/app:1.0":  {{"/usr/bin/tini", "--"}, {"/bin/app", "serve"}},
 				"registry.example.com/proxy:2":  {{"/proxy"}, {"--listen=:15000"}},
 				"registry.example.com/worker:1": {nil, {"/bin/worker"}},
+				"registry.example.com/shell:1":  {{"/bin/sh", "-c"}, {`echo "$HOME" $(NAME) $$`}},
 			},
 			ValidateFlags: inject.ValidateFlags,
 			Forbidden:     func(kind, _, _ string) { m.Add("secrets_init_webhook_forbidden_total", `kind="`+kind+`"`) },
