@@ -16,8 +16,7 @@ TAGS      ?=
 BUILDTAGS := grpcnotrace $(TAGS)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 20s
-# e2e/kubernetes builds kube-apiserver (30 min cold here): make e2e-kubernetes.
-E2E       := $(filter-out e2e/kubernetes/go.mod,$(wildcard e2e/*/go.mod))
+E2E       := $(wildcard e2e/*/go.mod)
 
 .PHONY: build test vet unit fuzz e2e e2e-kubernetes release bench demo example clean
 

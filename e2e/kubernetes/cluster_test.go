@@ -134,19 +134,18 @@ func (c *cluster) kubeconfig(t *testing.T, name, cn string, groups ...string) st
 	return path
 }
 
-// binary returns $env, or builds pkg from this module.
-func binary(t *testing.T, env, dir, pkg string) string {
-	t.Helper()
+// buildKube returns $env, or builds pkg from this module into dir.
+func buildKube(env, dir, pkg string) (string, error) {
 	if p := os.Getenv(env); p != "" {
-		return p
+		return p, nil
 	}
 	out := filepath.Join(dir, filepath.Base(pkg))
 	cmd := exec.Command("go", "build", "-o", out, "-ldflags", "-X k8s.io/component-base/version.gitVersion="+kubeVersion, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", pkg, err, b)
+		return "", fmt.Errorf("building %s: %v\n%s", pkg, err, b)
 	}
-	return out
+	return out, nil
 }
 
 // start runs a process until the test ends; its output goes to dir/name.log.
@@ -195,8 +194,7 @@ func startCluster(t *testing.T) *cluster {
 		t.Fatal("etcd is not installed (Debian: apt-get install etcd-server)")
 	}
 	dir := t.TempDir()
-	apiserver := binary(t, "KUBE_APISERVER", dir, "k8s.io/kubernetes/cmd/kube-apiserver")
-	kcm := binary(t, "KUBE_CONTROLLER_MANAGER", dir, "k8s.io/kubernetes/cmd/kube-controller-manager")
+	apiserver, kcm := kubeAPIServer, kubeControllerManager
 
 	etcdPort, peerPort := freePort(t), freePort(t)
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdPort)
@@ -260,5 +258,3 @@ func tlsClient(caPEM []byte) *http.Client {
 	pool.AppendCertsFromPEM(caPEM)
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
-
-var _ = fmt.Sprint

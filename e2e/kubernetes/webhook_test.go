@@ -40,8 +40,9 @@ const (
 	secretsInitImage = "registry.example.com/secrets-init@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 )
 
-// Binaries built by TestMain.
-var secretsInit, webhookBin string
+// Binaries built by TestMain, before m.Run starts the -timeout clock (a
+// cold build of kube-apiserver takes minutes).
+var secretsInit, webhookBin, kubeAPIServer, kubeControllerManager string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "secrets-init-e2e-kubernetes")
@@ -60,6 +61,18 @@ func TestMain(m *testing.M) {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b.out, err, out)
+			os.Exit(1)
+		}
+	}
+	for _, k := range []struct {
+		out      *string
+		env, pkg string
+	}{
+		{&kubeAPIServer, "KUBE_APISERVER", "k8s.io/kubernetes/cmd/kube-apiserver"},
+		{&kubeControllerManager, "KUBE_CONTROLLER_MANAGER", "k8s.io/kubernetes/cmd/kube-controller-manager"},
+	} {
+		if *k.out, err = buildKube(k.env, dir, k.pkg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 	}
