@@ -12,6 +12,7 @@ import (
 	"github.com/secrets-init/secrets-init/envfile"
 	"github.com/secrets-init/secrets-init/internal/options"
 	"github.com/secrets-init/secrets-init/provider"
+	"github.com/secrets-init/secrets-init/provider/jwe"
 	"github.com/secrets-init/secrets-init/signals"
 )
 
@@ -22,6 +23,11 @@ import (
 // come meanwhile have no child to go to.
 func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun bool) (*provider.Resolution, int, error) {
 	environ, err := environment(o.EnvFiles)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "secrets-init: %v\n", err)
+		return nil, exitFailed, nil
+	}
+	detectJWE, err := jwe.Detect(os.Getenv)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "secrets-init: %v\n", err)
 		return nil, exitFailed, nil
@@ -37,6 +43,7 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 		AuthInputs:    authInputs,
 		Passthrough:   passthrough(o),
 		DryRun:        dryRun,
+		DetectJWE:     detectJWE,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

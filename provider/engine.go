@@ -22,6 +22,7 @@ type Config struct {
 	Passthrough   []string        // auth inputs the child may keep
 	DryRun        bool            // check: resolve, but write no file
 	FileDir       string          // where ?file's private directory goes (empty: /dev/shm or $TMPDIR)
+	DetectJWE     bool            // SECRETS_INIT_JWE_DETECT: a bare JWE value is a jwe: reference
 }
 
 // Status is the value-free outcome of one variable, for `check`.
@@ -85,7 +86,7 @@ func Resolve(ctx context.Context, cfg Config, environ []string) (*Resolution, er
 		ctx, cancel = context.WithTimeoutCause(ctx, cfg.Timeout, cause)
 		defer cancel()
 	}
-	vars := collect(environ, cfg.Skip)
+	vars := collect(environ, cfg.Skip, cfg.DetectJWE)
 	fetch(ctx, cause, cfg, vars)
 
 	res := &Resolution{Files: &Files{dir: cfg.FileDir}}
@@ -112,7 +113,7 @@ func Resolve(ctx context.Context, cfg Config, environ []string) (*Resolution, er
 
 // collect parses every environment entry; entries that are not references
 // are not returned.
-func collect(environ []string, skip []string) []*variable {
+func collect(environ []string, skip []string, detectJWE bool) []*variable {
 	var vars []*variable
 	for i, kv := range environ {
 		name, value, ok := strings.Cut(kv, "=")
@@ -120,11 +121,20 @@ func collect(environ []string, skip []string) []*variable {
 			continue
 		}
 		ref, isRef, err := Parse(value)
+		if !isRef && detectJWE {
+			ref, isRef, err = ParseBare(value)
+		}
 		if !isRef {
 			continue
 		}
 		v := &variable{index: i, name: name, ref: ref}
 		v.stat = Status{Name: name, Kind: ref.Kind, Reference: value, Err: err}
+		switch {
+		case ref.Kind == JWE:
+			v.stat.Reference = shortJWE(ref)
+		case err != nil && len(value) > 48 && (strings.HasPrefix(value, prefixJWE) || detectJWE):
+			v.stat.Reference = strings.ToValidUTF8(value[:32], "") + "…"
+		}
 		if err != nil {
 			v.stat.Kind = 0
 			v.stat.Err = fmt.Errorf("malformed reference: %w", err)

@@ -17,11 +17,15 @@ func FuzzParse(f *testing.F) {
 		"@Microsoft.KeyVault(VaultName=v;SecretName=n;SecretVersion=x)#k?optional",
 		"@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/n/)",
 		"secretfile:/run/secrets/x#k?file", "plain", "arn:aws:s3:::b",
+		"jwe:" + compact + "#k?key=file:/a%26b&trim", "jwe:" + flat + "#k?optional", compact, flat,
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		r, ok, err := Parse(s)
+		if !ok {
+			r, ok, err = ParseBare(s)
+		}
 		if !ok || err != nil {
 			return
 		}

@@ -19,9 +19,10 @@ const (
 	Vault                          // HashiCorp Vault / OpenBao
 	Azure                          // Azure Key Vault
 	File                           // a local file (secretfile:)
+	JWE                            // a JWE in the value itself, decrypted with a KMS key (jwe:)
 )
 
-var kindNames = [...]string{"", "aws-secretsmanager", "aws-ssm", "gcp-secretmanager", "vault", "azure-keyvault", "secretfile"}
+var kindNames = [...]string{"", "aws-secretsmanager", "aws-ssm", "gcp-secretmanager", "vault", "azure-keyvault", "secretfile", "jwe"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
@@ -44,7 +45,7 @@ func (k Kind) tag() string {
 }
 
 // Kinds lists every Kind.
-var Kinds = []Kind{SecretsManager, SSM, Google, Vault, Azure, File}
+var Kinds = []Kind{SecretsManager, SSM, Google, Vault, Azure, File, JWE}
 
 // A Target names one value in one store. Targets are comparable: equal
 // targets are fetched once, whatever number of variables name them.
@@ -69,6 +70,9 @@ type Target struct {
 	Version string
 	// Stage is the Secrets Manager version stage (empty: AWSCURRENT).
 	Stage string
+	// KeyURI is the key=KEYURI option of a jwe: reference (empty: the
+	// JWE's kid or SECRETS_INIT_JWE_KEY); for jwe:, Name is the JWE.
+	KeyURI string
 }
 
 // Options are the ?options of a reference.
@@ -97,6 +101,7 @@ const (
 	prefixAzure     = "azure:keyvault:"
 	prefixAppSvc    = "@Microsoft.KeyVault("
 	prefixFile      = "secretfile:"
+	prefixJWE       = "jwe:"
 	azurePublicHost = ".vault.azure.net"
 )
 
@@ -141,6 +146,8 @@ func classify(v string) (Kind, string) {
 		return Azure, v
 	case strings.HasPrefix(v, prefixFile):
 		return File, v[len(prefixFile):]
+	case strings.HasPrefix(v, prefixJWE):
+		return JWE, v[len(prefixJWE):]
 	}
 	return 0, ""
 }
@@ -149,12 +156,21 @@ func parse(kind Kind, value, rest string) (Ref, error) {
 	var r Ref
 	r.Kind = kind
 	body, opts, hasOpts := strings.Cut(rest, "?")
+	if kind == JWE {
+		var err error
+		if body, opts, hasOpts, err = splitJWE(rest); err != nil {
+			return Ref{}, err
+		}
+	}
 	if hasOpts {
-		o, err := parseOptions(opts)
+		o, keyURI, err := parseOptions(opts)
 		if err != nil {
 			return Ref{}, err
 		}
-		r.Opts = o
+		if keyURI != "" && kind != JWE {
+			return Ref{}, errors.New("option key= is for jwe: references only")
+		}
+		r.Opts, r.KeyURI = o, keyURI
 	}
 	var err error
 	switch kind {
@@ -170,6 +186,8 @@ func parse(kind Kind, value, rest string) (Ref, error) {
 		err = r.parseAzure(body)
 	case File:
 		err = r.parseFile(body)
+	case JWE:
+		err = r.parseJWE(body)
 	}
 	if err != nil {
 		return Ref{}, err
@@ -177,13 +195,15 @@ func parse(kind Kind, value, rest string) (Ref, error) {
 	return r, nil
 }
 
-func parseOptions(s string) (Options, error) {
+// parseOptions reads the options, and key=KEYURI (percent-decoded).
+func parseOptions(s string) (Options, string, error) {
 	var o Options
+	var keyURI string
 	seen := map[string]bool{}
 	for _, opt := range strings.Split(s, "&") {
 		name, arg, hasArg := strings.Cut(opt, "=")
 		if seen[name] {
-			return Options{}, fmt.Errorf("option %q is given twice", name)
+			return Options{}, "", fmt.Errorf("option %q is given twice", name)
 		}
 		seen[name] = true
 		switch {
@@ -191,7 +211,7 @@ func parseOptions(s string) (Options, error) {
 			o.File = true
 		case name == "file":
 			if arg == "" {
-				return Options{}, errors.New("option file= needs a path")
+				return Options{}, "", errors.New("option file= needs a path")
 			}
 			o.File, o.FilePath = true, arg
 		case name == "optional" && !hasArg:
@@ -200,18 +220,24 @@ func parseOptions(s string) (Options, error) {
 			o.Trim = true
 		case name == "encoding":
 			if arg != "base64" {
-				return Options{}, fmt.Errorf("unknown encoding %q (want encoding=base64)", arg)
+				return Options{}, "", fmt.Errorf("unknown encoding %q (want encoding=base64)", arg)
 			}
 			o.Base64 = true
+		case name == "key":
+			k, err := unescapeKeyURI(arg)
+			if err != nil {
+				return Options{}, "", err
+			}
+			keyURI = k
 		case name == "optional" || name == "trim":
-			return Options{}, fmt.Errorf("option %q takes no value", name)
+			return Options{}, "", fmt.Errorf("option %q takes no value", name)
 		case name == "":
-			return Options{}, errors.New("empty option")
+			return Options{}, "", errors.New("empty option")
 		default:
-			return Options{}, fmt.Errorf("unknown option %q (known: file, file=PATH, optional, encoding=base64, trim)", name)
+			return Options{}, "", fmt.Errorf("unknown option %q (known: file, file=PATH, optional, encoding=base64, trim, and key=KEYURI for jwe:)", name)
 		}
 	}
-	return o, nil
+	return o, keyURI, nil
 }
 
 // cutKey splits a trailing #KEY off a body.
@@ -532,6 +558,8 @@ func (r Ref) String() string {
 		}
 	case File:
 		b.WriteString(prefixFile + r.Name)
+	case JWE:
+		b.WriteString(prefixJWE + r.Name)
 	}
 	if r.Key != "" && r.Kind != SecretsManager && r.Kind != Vault {
 		b.WriteString("#" + r.Key)
@@ -551,6 +579,9 @@ func (r Ref) String() string {
 	}
 	if r.Opts.Trim {
 		opts = append(opts, "trim")
+	}
+	if r.KeyURI != "" {
+		opts = append(opts, "key="+escapeKeyURI(r.KeyURI))
 	}
 	if len(opts) > 0 {
 		b.WriteString("?" + strings.Join(opts, "&"))

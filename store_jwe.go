@@ -1,0 +1,11 @@
+package main
+
+import (
+	"github.com/secrets-init/secrets-init/internal/options"
+	"github.com/secrets-init/secrets-init/provider"
+	"github.com/secrets-init/secrets-init/provider/jwe"
+)
+
+// The jwe: store is always built; its KMSes come with their stores' build
+// tags (store_*.go register them), file: keys always.
+func init() { stores[provider.JWE] = func(*options.Options) provider.Opener { return jwe.Open } }
