@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 
+	"github.com/secrets-init/secrets-init/internal/encrypt"
 	"github.com/secrets-init/secrets-init/internal/options"
 	"github.com/secrets-init/secrets-init/policy"
 	"github.com/secrets-init/secrets-init/provider"
@@ -39,6 +40,7 @@ const usage = `Usage:
   secrets-init check [FLAGS]                  resolve everything and print a value-free report
   secrets-init copy DIR                       copy this binary to DIR/secrets-init (mode 0755)
   secrets-init policy [-f FILE|DIR|-]...      write the least-privilege policy the manifests' references need
+  secrets-init encrypt --key KEYREF           encrypt stdin to a KMS key as a jwe: value (--help)
   secrets-init --version | --help
 
 Every flag can also be set with SECRETS_INIT_<FLAG> (upper case, '-' as '_');
@@ -61,6 +63,8 @@ func run(args []string) int {
 			return check(args[1:])
 		case "policy":
 			return policy.Main(args[1:], os.Stdin, os.Stdout, os.Stderr)
+		case "encrypt":
+			return encrypt.Main(args[1:], os.Stdin, os.Stdout, os.Stderr)
 		}
 	}
 	return runCommand(args)

@@ -8,6 +8,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -129,6 +130,33 @@ func readKey(path string) (any, error) {
 		return nil, err
 	}
 	return ParseKey(b)
+}
+
+// ReadPublicKey reads the public half of an RSA key file (PEM or JWK),
+// with the kid of a JWK when it is a key URI.
+func ReadPublicKey(path string) (pub *rsa.PublicKey, algs []string, kid string, err error) {
+	key, err := readKey(path)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	pub, algs, err = publicOf(key)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	b, _ := os.ReadFile(path)
+	var jwk struct {
+		Kid string `json:"kid"`
+		Alg string `json:"alg"`
+	}
+	if json.Unmarshal(bytes.TrimSpace(b), &jwk) == nil {
+		if provider.IsKeyURI(jwk.Kid) {
+			kid = jwk.Kid
+		}
+		if jwk.Alg != "" {
+			algs = []string{jwk.Alg}
+		}
+	}
+	return pub, algs, kid, nil
 }
 
 // ParseKey reads an RSA key, private or public, from PEM or JWK bytes.

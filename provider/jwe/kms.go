@@ -104,3 +104,13 @@ func (o *openers) get(ctx context.Context, keyURI string) (KMS, error) {
 	})
 	return r.kms, r.err
 }
+
+// PublicKey fetches and checks the public key keyURI names, through the
+// KMS registered for its scheme (for `encrypt`).
+func PublicKey(ctx context.Context, s provider.Settings, keyURI string) (*rsa.PublicKey, []string, error) {
+	kms, err := newOpeners(s).get(ctx, keyURI)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kms.PublicKey(ctx, keyURI)
+}
