@@ -108,9 +108,23 @@ func (o *openers) get(ctx context.Context, keyURI string) (KMS, error) {
 // PublicKey fetches and checks the public key keyURI names, through the
 // KMS registered for its scheme (for `encrypt`).
 func PublicKey(ctx context.Context, s provider.Settings, keyURI string) (*rsa.PublicKey, []string, error) {
-	kms, err := newOpeners(s).get(ctx, keyURI)
+	o := newOpeners(s)
+	defer o.close()
+	kms, err := o.get(ctx, keyURI)
 	if err != nil {
 		return nil, nil, err
 	}
 	return kms.PublicKey(ctx, keyURI)
+}
+
+// close closes the KMS clients that have a Close method (their idle
+// connections), once a Fetch is done with them.
+func (o *openers) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range o.open {
+		if c, ok := r.kms.(interface{ Close() }); ok && r.err == nil {
+			c.Close()
+		}
+	}
 }

@@ -114,6 +114,7 @@ func (st *store) Fetch(ctx context.Context, targets []provider.Target) []provide
 	}
 
 	kmses := newOpeners(st.settings)
+	defer kmses.close()
 	err := st.settings.Limit.Each(ctx, len(jobs), func(n int) {
 		jb := jobs[n]
 		kms, err := kmses.get(ctx, jb.keyURI)

@@ -1,7 +1,7 @@
-// Package awsfake is an in-process AWS Secrets Manager and SSM Parameter
-// Store for tests, demos and benchmarks. It speaks the AWS JSON 1.1
+// Package awsfake is an in-process AWS Secrets Manager, SSM Parameter
+// Store and KMS for tests, demos and benchmarks. It speaks the AWS JSON 1.1
 // protocol (GetSecretValue, BatchGetSecretValue, GetParameter,
-// GetParameters) over HTTP, verifies the SigV4 signature of every request
+// GetParameters; KMS's Decrypt and GetPublicKey with RSA keys) over HTTP, verifies the SigV4 signature of every request
 // against the static credentials AccessKeyID and SecretAccessKey, keeps
 // its data per signing region, counts calls, and can add latency,
 // throttling, errors and hangs. The product never imports it.
@@ -61,6 +61,7 @@ type Server struct {
 	mu        sync.Mutex
 	secrets   map[key][]Secret    // oldest version first
 	params    map[key][]Parameter // version n at index n-1
+	keys      map[key]Key         // KMS keys by id
 	calls     []Call
 	badSigs   int
 	inFlight  int
@@ -90,6 +91,7 @@ func New() *Server {
 	s := &Server{
 		secrets:   map[key][]Secret{},
 		params:    map[key][]Parameter{},
+		keys:      map[key]Key{},
 		opFails:   map[string]apiError{},
 		nameFails: map[string]apiError{},
 	}
@@ -289,7 +291,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	service, op, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
-	wantService := map[string]string{"secretsmanager": "secretsmanager", "AmazonSSM": "ssm"}[service]
+	wantService := map[string]string{"secretsmanager": "secretsmanager", "AmazonSSM": "ssm", "TrentService": "kms"}[service]
 	region, signedFor, err := verify(r, body)
 	if err != nil || signedFor != wantService {
 		s.set(func() { s.badSigs++ })
@@ -371,6 +373,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		out, aerr = s.getParameter(region, body)
 	case "AmazonSSM.GetParameters":
 		out, aerr = s.getParameters(region, body)
+	case "TrentService.Decrypt":
+		out, aerr = s.kmsDecrypt(region, body)
+	case "TrentService.GetPublicKey":
+		out, aerr = s.kmsGetPublicKey(region, body)
 	default:
 		aerr = &apiError{"UnknownOperationException", "unknown operation " + op}
 	}
