@@ -147,8 +147,8 @@ func publicKey(ctx context.Context, ref string, stderr io.Writer) (*rsa.PublicKe
 			Log:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 			Limit: provider.NewLimiter(1),
 		}
-		pub, algs, err := jwe.PublicKey(ctx, s, ref)
-		return pub, algs, ref, err
+		p, err := jwe.PublicKey(ctx, s, ref)
+		return p.Key, p.Algorithms, p.KeyURI, err
 	}
 	pub, algs, kid, err := jwe.ReadPublicKey(ref)
 	return pub, algs, kid, err

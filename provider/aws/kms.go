@@ -15,6 +15,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/secrets-init/secrets-init/provider"
+	"github.com/secrets-init/secrets-init/provider/jwe"
 )
 
 // KMS unwraps the content keys of jwe: references with AWS KMS asymmetric
@@ -84,20 +85,20 @@ func (k *KMS) Unwrap(ctx context.Context, keyURI, alg string, wrapped []byte) ([
 
 // PublicKey fetches the key's public half and checks that it is an RSA key
 // for ENCRYPT_DECRYPT.
-func (k *KMS) PublicKey(ctx context.Context, keyURI string) (*rsa.PublicKey, []string, error) {
+func (k *KMS) PublicKey(ctx context.Context, keyURI string) (jwe.Public, error) {
 	arn, region, err := kmsKey(keyURI)
 	if err != nil {
-		return nil, nil, err
+		return jwe.Public{}, err
 	}
 	if err := k.env.checkCredentials(ctx); err != nil {
-		return nil, nil, err
+		return jwe.Public{}, err
 	}
 	out, err := k.clients.get(region).GetPublicKey(ctx, &kms.GetPublicKeyInput{KeyId: aws.String(arn)})
 	if err != nil {
-		return nil, nil, kmsReason(ctx, err, "kms:GetPublicKey", region)
+		return jwe.Public{}, kmsReason(ctx, err, "kms:GetPublicKey", region)
 	}
 	if out.KeyUsage != types.KeyUsageTypeEncryptDecrypt {
-		return nil, nil, fmt.Errorf("the key's usage is %s, not ENCRYPT_DECRYPT", out.KeyUsage)
+		return jwe.Public{}, fmt.Errorf("the key's usage is %s, not ENCRYPT_DECRYPT", out.KeyUsage)
 	}
 	var algs []string
 	for _, a := range []string{"RSA-OAEP-256", "RSA-OAEP"} {
@@ -106,14 +107,14 @@ func (k *KMS) PublicKey(ctx context.Context, keyURI string) (*rsa.PublicKey, []s
 		}
 	}
 	if len(algs) == 0 {
-		return nil, nil, fmt.Errorf("the key (%s) does not do RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1", out.KeySpec)
+		return jwe.Public{}, fmt.Errorf("the key (%s) does not do RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1", out.KeySpec)
 	}
 	pub, err := x509.ParsePKIXPublicKey(out.PublicKey)
 	rsaPub, isRSA := pub.(*rsa.PublicKey)
 	if err != nil || !isRSA {
-		return nil, nil, fmt.Errorf("the key's public key (%s) is not an RSA key", out.KeySpec)
+		return jwe.Public{}, fmt.Errorf("the key's public key (%s) is not an RSA key", out.KeySpec)
 	}
-	return rsaPub, algs, nil
+	return jwe.Public{Key: rsaPub, Algorithms: algs, KeyURI: keyURI}, nil
 }
 
 // kmsReason explains a KMS error, naming the permission a denied call

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/secrets-init/secrets-init/provider"
+	"github.com/secrets-init/secrets-init/provider/jwe"
 )
 
 // KMSEmulatorEnv names the variable that points the KMS client at an
@@ -120,22 +121,22 @@ func (k *KMS) Unwrap(ctx context.Context, keyURI, alg string, wrapped []byte) ([
 
 // PublicKey fetches the key version's public key and checks that it is an
 // RSA OAEP decryption key with a hash JOSE names.
-func (k *KMS) PublicKey(ctx context.Context, keyURI string) (*rsa.PublicKey, []string, error) {
+func (k *KMS) PublicKey(ctx context.Context, keyURI string) (jwe.Public, error) {
 	name, err := kmsName(keyURI)
 	if err != nil {
-		return nil, nil, err
+		return jwe.Public{}, err
 	}
 	c, err := k.connect(ctx)
 	if err != nil {
-		return nil, nil, err
+		return jwe.Public{}, err
 	}
 	r := &retryer{} // the engine's Backoff
 	pk, err := c.GetPublicKey(ctx, &kmspb.GetPublicKeyRequest{Name: name}, gax.WithRetry(func() gax.Retryer { return r }))
 	if err != nil {
-		return nil, nil, kmsDescribe(ctx, err, r.last, "cloudkms.cryptoKeyVersions.viewPublicKey (role roles/cloudkms.publicKeyViewer)")
+		return jwe.Public{}, kmsDescribe(ctx, err, r.last, "cloudkms.cryptoKeyVersions.viewPublicKey (role roles/cloudkms.publicKeyViewer)")
 	}
 	if pk.GetPemCrc32C() == nil || pk.GetPemCrc32C().GetValue() != crc32c([]byte(pk.GetPem())) {
-		return nil, nil, errors.New("the public key failed its CRC32C check (corrupted in transit); try again")
+		return jwe.Public{}, errors.New("the public key failed its CRC32C check (corrupted in transit); try again")
 	}
 	var algs []string
 	switch a := pk.GetAlgorithm().String(); {
@@ -144,20 +145,20 @@ func (k *KMS) PublicKey(ctx context.Context, keyURI string) (*rsa.PublicKey, []s
 	case strings.HasPrefix(a, "RSA_DECRYPT_OAEP_") && strings.HasSuffix(a, "_SHA1"):
 		algs = []string{"RSA-OAEP"}
 	case strings.HasPrefix(a, "RSA_DECRYPT_OAEP_"):
-		return nil, nil, fmt.Errorf("the key's algorithm %s has no JOSE name: use an RSA_DECRYPT_OAEP_*_SHA256 key", a)
+		return jwe.Public{}, fmt.Errorf("the key's algorithm %s has no JOSE name: use an RSA_DECRYPT_OAEP_*_SHA256 key", a)
 	default:
-		return nil, nil, fmt.Errorf("the key's algorithm is %s: the key's purpose must be ASYMMETRIC_DECRYPT with RSA_DECRYPT_OAEP_*_SHA256", a)
+		return jwe.Public{}, fmt.Errorf("the key's algorithm is %s: the key's purpose must be ASYMMETRIC_DECRYPT with RSA_DECRYPT_OAEP_*_SHA256", a)
 	}
 	block, _ := pem.Decode([]byte(pk.GetPem()))
 	if block == nil {
-		return nil, nil, errors.New("the public key is not PEM")
+		return jwe.Public{}, errors.New("the public key is not PEM")
 	}
 	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
 	rsaPub, ok := pub.(*rsa.PublicKey)
 	if err != nil || !ok {
-		return nil, nil, errors.New("the public key is not an RSA key")
+		return jwe.Public{}, errors.New("the public key is not an RSA key")
 	}
-	return rsaPub, algs, nil
+	return jwe.Public{Key: rsaPub, Algorithms: algs, KeyURI: keyURI}, nil
 }
 
 // kmsDescribe explains a failed KMS call, naming the permission it needs.

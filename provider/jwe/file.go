@@ -82,12 +82,13 @@ func (f *fileKMS) Unwrap(_ context.Context, keyURI, alg string, wrapped []byte) 
 	return cek, nil
 }
 
-func (f *fileKMS) PublicKey(_ context.Context, keyURI string) (*rsa.PublicKey, []string, error) {
+func (f *fileKMS) PublicKey(_ context.Context, keyURI string) (Public, error) {
 	key, err := readKey(FilePath(keyURI))
 	if err != nil {
-		return nil, nil, err
+		return Public{}, err
 	}
-	return publicOf(key)
+	pub, algs, err := publicOf(key)
+	return Public{Key: pub, Algorithms: algs, KeyURI: keyURI}, err
 }
 
 // errWrongKey is what an unwrap that fails the OAEP check means.

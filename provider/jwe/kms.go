@@ -30,9 +30,17 @@ type KMS interface {
 	// and say which permission a denied call needs.
 	Unwrap(ctx context.Context, keyURI, alg string, wrapped []byte) ([]byte, error)
 	// PublicKey fetches the public half of keyURI and checks that it is an
-	// RSA key for decryption. It returns the algorithms the key accepts,
-	// the preferred one first.
-	PublicKey(ctx context.Context, keyURI string) (pub *rsa.PublicKey, algs []string, err error)
+	// RSA key for decryption.
+	PublicKey(ctx context.Context, keyURI string) (Public, error)
+}
+
+// Public is a KMS key's public half.
+type Public struct {
+	Key        *rsa.PublicKey
+	Algorithms []string // the JWE key algorithms it accepts, the preferred first
+	// KeyURI names the key for decryption: the URI asked for, or one that
+	// pins the version it resolved to (for the kid).
+	KeyURI string
 }
 
 // An Opener creates the KMS client of one scheme. It is called only when a
@@ -107,14 +115,18 @@ func (o *openers) get(ctx context.Context, keyURI string) (KMS, error) {
 
 // PublicKey fetches and checks the public key keyURI names, through the
 // KMS registered for its scheme (for `encrypt`).
-func PublicKey(ctx context.Context, s provider.Settings, keyURI string) (*rsa.PublicKey, []string, error) {
+func PublicKey(ctx context.Context, s provider.Settings, keyURI string) (Public, error) {
 	o := newOpeners(s)
 	defer o.close()
 	kms, err := o.get(ctx, keyURI)
 	if err != nil {
-		return nil, nil, err
+		return Public{}, err
 	}
-	return kms.PublicKey(ctx, keyURI)
+	p, err := kms.PublicKey(ctx, keyURI)
+	if err == nil && p.KeyURI == "" {
+		p.KeyURI = keyURI
+	}
+	return p, err
 }
 
 // close closes the KMS clients that have a Close method (their idle

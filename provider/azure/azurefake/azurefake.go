@@ -3,7 +3,8 @@
 // protocol over HTTPS with a certificate from a CA it generates: Entra
 // instance discovery, OpenID metadata and the client-credentials token
 // endpoint, and Key Vault's GET /secrets/{name}/{version} behind the 401
-// WWW-Authenticate challenge. It answers for the real host names
+// WWW-Authenticate challenge, and for RSA keys GET /keys/{name}[/{version}]
+// and POST /keys/{name}/{version}/unwrapkey. It answers for the real host names
 // (login.microsoftonline.com, *.vault.azure.net and their sovereign-cloud
 // twins), which a client reaches either through Transport (in process) or
 // through the CONNECT proxy at ProxyURL (HTTPS_PROXY for a subprocess that
@@ -128,6 +129,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	vaults   map[string]map[string][]version // host → name → versions, oldest first
+	keys     map[string]map[string][]key     // host → key name → versions, oldest first
 	faults   map[string]*fault               // host or host/name → fault
 	tokens   map[string]string               // access token → audience
 	nTokens  int
@@ -156,6 +158,7 @@ func Start() (*Server, error) {
 		CACert:   caPEM,
 		caPool:   x509.NewCertPool(),
 		vaults:   map[string]map[string][]version{},
+		keys:     map[string]map[string][]key{},
 		faults:   map[string]*fault{},
 		tokens:   map[string]string{},
 		resource: map[string]string{},
@@ -451,6 +454,10 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, host string,
 			msg = "AKV10022: Invalid audience."
 		}
 		writeError(w, http.StatusUnauthorized, "Unauthorized", "", msg)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/keys/") {
+		s.serveKeys(w, r, host)
 		return
 	}
 	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/secrets/"), "/")
