@@ -31,7 +31,9 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{
-		"child: received all 10 variables",
+		"child: received all 11 variables",
+		"== A custodian encrypts a value to the KMS key's public half",
+		"1 Decrypt, 1 GetParameters, 1 GetPublicKey)",
 		"secrets-init: PAYMENT_KEY: aws:secretsmanager:prod/payments:api_key: not found in eu-west-1\n",
 		"secrets-init: 2 of 4 references failed; the command was not started\n",
 		"exit status 125\n",

@@ -8,7 +8,8 @@
 //	                                               the environment to try it by hand
 //
 // It starts the fakes holding example secrets, writes a file for a
-// secretfile: reference, prints the environment that points secrets-init at
+// secretfile: reference, encrypts a value to a KMS key of the AWS fake with
+// `secrets-init encrypt` (a jwe: value, as a custodian commits to Git), prints the environment that points secrets-init at
 // the fakes, and runs secrets-init with references to every store at once.
 // The child is this program again: it prints the variables it received with
 // their values masked, checks each against a digest the demo wrote, and fails
@@ -23,6 +24,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -108,6 +111,9 @@ type world struct {
 	env   []string          // KEY=VALUE: what points secrets-init at the fakes
 	vars  []string          // KEY=VALUE: the references of the successful run, in order
 	want  map[string]string // variable → the value it must have in the child
+	// kmsKey is the aws-kms:// key URI of the KMS key the jwe: value is
+	// encrypted to; jwePlain is that value, encrypted by run.
+	kmsKey, jwePlain string
 }
 
 func (w *world) close() {
@@ -159,6 +165,12 @@ func start() (_ *world, err error) {
 	w.azure.Put(vault, "redis-password", azurefake.Secret{Value: redisPass})
 	w.azure.Put(vault, "session-key", azurefake.Secret{Value: sessionKey})
 	w.azure.Put(vault, "tls-key", azurefake.Secret{Value: tlsKey, ContentType: "application/x-pem-file"})
+	kmsPriv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	w.kmsKey = "aws-kms://" + w.aws.PutKey(region, "4f2e9a1c-demo-gitops-key", awsfake.Key{Private: kmsPriv})
+	w.jwePlain = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	smtp := filepath.Join(w.dir, "run-secrets", "smtp.json")
 	if err := os.MkdirAll(filepath.Dir(smtp), 0o700); err != nil {
 		return nil, err
@@ -218,6 +230,7 @@ func start() (_ *world, err error) {
 	add("SESSION_KEY", "@Microsoft.KeyVault(VaultName=demo-vault;SecretName=session-key)", sessionKey)
 	add("TLS_KEY", "azure:keyvault:"+vault+"/secrets/tls-key?file", fileMark+tlsKey) // a path to a 0400 file
 	add("SMTP_PASSWORD", "secretfile:"+smtp+"#password", smtpPass)
+	w.want["WEBHOOK_SECRET"] = w.jwePlain      // jwe: encrypted to w.kmsKey; run adds its reference
 	add("APP_ENV", "production", "production") // not a reference: passed through
 	return w, nil
 }
@@ -239,6 +252,15 @@ func run(out io.Writer, bin, self string) error {
 	fmt.Fprintf(out, "   (HashiCorp Vault is left out: it has no in-process fake)\n\n")
 	fmt.Fprintf(out, "== The environment that points secrets-init at them:\n\n")
 	printExports(out, w.env)
+
+	fmt.Fprintf(out, "\n== A custodian encrypts a value to the KMS key's public half (GetPublicKey); the jwe: value goes to Git\n\n")
+	fmt.Fprintf(out, "$ printf %%s \"$WEBHOOK_SECRET\" | secrets-init encrypt --key %s   # %s\n", w.kmsKey, mask(w.jwePlain))
+	jweRef, err := encryptValue(bin, w.env, w.kmsKey, w.jwePlain)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s…%s  (%d bytes, the key URI as kid)\n", jweRef[:40], jweRef[len(jweRef)-12:], len(jweRef))
+	w.vars = append(w.vars[:len(w.vars)-1], "WEBHOOK_SECRET="+jweRef, w.vars[len(w.vars)-1]) // before APP_ENV
 
 	manifest := filepath.Join(w.dir, "expected.json")
 	if err := writeManifest(manifest, w.want); err != nil {
@@ -343,6 +365,26 @@ func execute(bin string, env []string, args ...string) result {
 	return r
 }
 
+// encryptValue runs `secrets-init encrypt --key keyURI` on plain and
+// returns the jwe: reference it prints.
+func encryptValue(bin string, env []string, keyURI, plain string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "encrypt", "--key", keyURI)
+	cmd.Env = env
+	cmd.Stdin = strings.NewReader(plain)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("secrets-init encrypt: %v: %s", err, stderr.String())
+	}
+	ref := strings.TrimSpace(stdout.String())
+	if !strings.HasPrefix(ref, "jwe:") || strings.Contains(ref+stderr.String(), plain) {
+		return "", fmt.Errorf("secrets-init encrypt printed %.40q", ref)
+	}
+	return ref, nil
+}
+
 // leaks returns an error if s holds any of the secret values.
 func leaks(s string, want map[string]string) error {
 	for name, v := range want {
@@ -431,7 +473,7 @@ func writeManifest(path string, want map[string]string) error {
 // referencePrefixes are the prefixes of secrets-init's references: a
 // variable that still holds one was passed through unresolved.
 var referencePrefixes = []string{"arn:aws:secretsmanager:", "arn:aws:ssm:", "aws:secretsmanager:", "aws:ssm:",
-	"gcp:secretmanager:", "azure:keyvault:", "@Microsoft.KeyVault(", "secretfile:", "vault:"}
+	"gcp:secretmanager:", "azure:keyvault:", "@Microsoft.KeyVault(", "secretfile:", "vault:", "jwe:"}
 
 // child prints the expected variables of the manifest at args[0] with
 // their values masked and checks them; it returns the exit status.
