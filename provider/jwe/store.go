@@ -263,6 +263,11 @@ func rawHeaders(s string) (headers, []byte, error) {
 			h.zip = true
 		}
 	}
+	for _, m := range append([]map[string]any{p}, others...) {
+		if _, ok := m["crit"]; ok {
+			return headers{}, nil, errors.New("a JWE with critical (crit) headers is refused")
+		}
+	}
 	h.kid, _ = p["kid"].(string)
 	return h, wrapped, nil
 }

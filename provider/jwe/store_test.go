@@ -196,7 +196,7 @@ func TestRefused(t *testing.T) {
 		{"zip", compact(t, seal(t, p, jose.RSA_OAEP_256, jose.A128GCM, "", canary, &jose.EncrypterOptions{Compression: jose.DEFLATE})), "compressed JWE (zip) is refused"},
 		{"alg twice", flatWithHeader(t, seal(t, p, jose.RSA_OAEP_256, jose.A128GCM, "", canary, nil), `{"alg":"RSA1_5"}`), `"alg" header is given more than once`},
 		{"alg not a string", flatWithHeader(t, seal(t, p, jose.RSA_OAEP_256, jose.A128GCM, "", canary, nil), `{"enc":1}`), `"enc" header is not a string`},
-		{"crit", withHeader(t, compact(t, seal(t, p, jose.RSA_OAEP_256, jose.A128GCM, "", canary, nil)), `{"alg":"RSA-OAEP-256","enc":"A128GCM","crit":["exp"],"exp":1}`), "does not authenticate"},
+		{"crit", withHeader(t, compact(t, seal(t, p, jose.RSA_OAEP_256, jose.A128GCM, "", canary, nil)), `{"alg":"RSA-OAEP-256","enc":"A128GCM","crit":["exp"],"exp":1}`), "critical (crit) headers is refused"},
 	}
 	var refs []string
 	for _, tt := range tests {
