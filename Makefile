@@ -44,6 +44,7 @@ fuzz:
 	$(GO) test ./provider -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	$(GO) test ./envfile -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	$(GO) test ./provider -run '^$$' -fuzz '^FuzzMembers$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
+	$(GO) test ./provider/jwe -run '^$$' -fuzz '^FuzzPrepare$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	$(GO) test ./supervisor -run '^$$' -fuzz '^FuzzScrub$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	$(GO) test ./supervisor -run '^$$' -fuzz '^FuzzEnvRange$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzReadYAML$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
