@@ -126,6 +126,12 @@ func TestBinaryKMS(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "access denied: the workload's role needs kms:GetPublicKey on the key") {
 		t.Errorf("encrypt with a denied key: exit %d, %s", code, stderr)
 	}
+	// A KMS that accepts the call and never answers fails at the deadline.
+	f.Hang()
+	_, stderr, code = run("", []string{"--timeout", "2s", "true"}, "A="+ref)
+	if code != 125 || !strings.Contains(stderr, "A: jwe:") || !strings.Contains(stderr, "deadline of 2s exceeded (--timeout)") {
+		t.Errorf("a hanging KMS: exit %d: %s", code, stderr)
+	}
 	if n := f.BadSignatures(); n != 0 {
 		t.Errorf("%d requests had a bad signature", n)
 	}
