@@ -2,14 +2,22 @@ package gcp
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/kms/apiv1/kmspb"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/secrets-init/secrets-init/provider/gcp/gcpfake"
 	"github.com/secrets-init/secrets-init/provider/jwe"
@@ -156,4 +164,42 @@ func runIn(t *testing.T, stdin string, env []string, args ...string) (string, st
 		t.Errorf("stderr holds a value:\n%s", stderr.String())
 	}
 	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+}
+
+// TestKMSWithCredentials unwraps with ADC credentials (a service account
+// key) over TLS: the call carries a bearer token, and the checksums hold.
+func TestKMSWithCredentials(t *testing.T) {
+	isolate(t)
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", writeServiceAccount(t, "cred-p"))
+	k, roots, err := gcpfake.StartKMSTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	const name = "projects/cred-p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1"
+	priv := rsaKey(t, "../jwe/testdata/key.pem")
+	k.AddKey(name, priv, kmspb.CryptoKeyVersion_RSA_DECRYPT_OAEP_2048_SHA256)
+	kms, err := OpenKMS(context.Background(), settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kms.extra = []option.ClientOption{option.WithEndpoint(k.Addr),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots})))}
+	defer kms.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pub, err := kms.PublicKey(ctx, "gcp-kms://"+name)
+	if err != nil || pub.Key.N.Cmp(priv.N) != 0 || pub.Algorithms[0] != jwe.RSAOAEP256 {
+		t.Fatalf("PublicKey = %+v, %v", pub, err)
+	}
+	cek := []byte("0123456789abcdef")
+	wrapped, _ := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub.Key, cek, nil)
+	got, err := kms.Unwrap(ctx, "gcp-kms://"+name, jwe.RSAOAEP256, wrapped)
+	if err != nil || string(got) != string(cek) {
+		t.Fatalf("Unwrap = %q, %v", got, err)
+	}
+	auth := k.Authorizations()
+	if len(auth) != 2 || !strings.HasPrefix(auth[0], "Bearer ") || !strings.HasPrefix(auth[1], "Bearer ") {
+		t.Errorf("authorization metadata %q, want a bearer token on each call", auth)
+	}
 }

@@ -78,6 +78,17 @@ func Start() (*Server, error) { return start() }
 // 127.0.0.1 that Roots holds: the fake for clients that send credentials
 // (gRPC sends per-call credentials only over TLS).
 func StartTLS() (*Server, *x509.CertPool, error) {
+	creds, roots, err := selfSigned()
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := start(creds)
+	return s, roots, err
+}
+
+// selfSigned returns the server option of a new self-signed certificate
+// for 127.0.0.1, and the pool that trusts it.
+func selfSigned() (grpc.ServerOption, *x509.CertPool, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -104,8 +115,7 @@ func StartTLS() (*Server, *x509.CertPool, error) {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(cert)
-	s, err := start(grpc.Creds(credentials.NewServerTLSFromCert(&tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key})))
-	return s, roots, err
+	return grpc.Creds(credentials.NewServerTLSFromCert(&tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key})), roots, nil
 }
 
 func start(opts ...grpc.ServerOption) (*Server, error) {

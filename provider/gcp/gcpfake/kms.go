@@ -45,13 +45,27 @@ type kmsKey struct {
 	alg  kmspb.CryptoKeyVersion_CryptoKeyVersionAlgorithm
 }
 
-// StartKMS serves a new fake Cloud KMS on 127.0.0.1; Close stops it.
-func StartKMS() (*KMS, error) {
+// StartKMS serves a new fake Cloud KMS on 127.0.0.1 (plaintext, as
+// KMS_EMULATOR_HOST); Close stops it.
+func StartKMS() (*KMS, error) { return startKMS() }
+
+// StartKMSTLS is StartKMS over TLS, with a new self-signed certificate for
+// 127.0.0.1 that the pool holds: for clients that send credentials.
+func StartKMSTLS() (*KMS, *x509.CertPool, error) {
+	creds, roots, err := selfSigned()
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := startKMS(creds)
+	return k, roots, err
+}
+
+func startKMS(opts ...grpc.ServerOption) (*KMS, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	k := &KMS{Addr: l.Addr().String(), grpc: grpc.NewServer(), keys: map[string]kmsKey{}, denied: map[string]bool{}}
+	k := &KMS{Addr: l.Addr().String(), grpc: grpc.NewServer(opts...), keys: map[string]kmsKey{}, denied: map[string]bool{}}
 	kmspb.RegisterKeyManagementServiceServer(k.grpc, k)
 	go k.grpc.Serve(l)
 	return k, nil
@@ -89,6 +103,13 @@ func (k *KMS) CorruptRequests(on bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.flip = on
+}
+
+// Authorizations returns the authorization metadata of the calls so far.
+func (k *KMS) Authorizations() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string{}, k.auth...)
 }
 
 // Requests returns "Method name" for each call so far.
