@@ -76,6 +76,9 @@ func TestBinaryKeyVaultKeys(t *testing.T) {
 	if code != 0 || out != canary+"|"+canary+"-old" {
 		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, out, stderr)
 	}
+	if f.TokenRequests() == 0 || f.SecretRequests() == 0 {
+		t.Errorf("no token (%d) or no authorized key request (%d): the challenge flow did not run", f.TokenRequests(), f.SecretRequests())
+	}
 
 	_, stderr, code = run("", []string{"true"},
 		"WRONG="+ref+"?key=azure-kv://"+host+"/keys/app/"+v1,
