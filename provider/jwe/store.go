@@ -215,6 +215,9 @@ func rawHeaders(s string) (headers, []byte, error) {
 			return headers{}, nil, errors.New("the JSON JWE is malformed")
 		}
 		protected, ek, ct, others = j.Protected, j.EncryptedKey, j.Ciphertext, []map[string]any{j.Unprotected, j.Header}
+		if _, ok := j.Header["enc"]; ok { // RFC 7516 §7.2.1: enc is shared by every recipient
+			return headers{}, nil, errors.New("the JWE gives enc in its per-recipient header; it belongs in the protected header")
+		}
 	} else {
 		f := strings.Split(s, ".")
 		if len(f) != 5 {

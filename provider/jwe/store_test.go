@@ -195,7 +195,8 @@ func TestRefused(t *testing.T) {
 		{"enc A128CTR", withHeader(t, compact(t, seal(t, p, jose.RSA_OAEP_256, jose.A128GCM, "", canary, nil)), `{"alg":"RSA-OAEP-256","enc":"A128CTR"}`), `content encryption "A128CTR" is refused`},
 		{"zip", compact(t, seal(t, p, jose.RSA_OAEP_256, jose.A128GCM, "", canary, &jose.EncrypterOptions{Compression: jose.DEFLATE})), "compressed JWE (zip) is refused"},
 		{"alg twice", flatWithHeader(t, seal(t, p, jose.RSA_OAEP_256, jose.A128GCM, "", canary, nil), `{"alg":"RSA1_5"}`), `"alg" header is given more than once`},
-		{"alg not a string", flatWithHeader(t, seal(t, p, jose.RSA_OAEP_256, jose.A128GCM, "", canary, nil), `{"enc":1}`), `"enc" header is not a string`},
+		{"alg not a string", flatWithHeader(t, seal(t, p, jose.RSA_OAEP_256, jose.A128GCM, "", canary, nil), `{"kid":1,"alg":1}`), `"alg" header is not a string`},
+		{"enc per recipient", flatWithHeader(t, seal(t, p, jose.RSA_OAEP_256, jose.A128GCM, "", canary, nil), `{"enc":"A128GCM"}`), "enc in its per-recipient header"},
 		{"crit", withHeader(t, compact(t, seal(t, p, jose.RSA_OAEP_256, jose.A128GCM, "", canary, nil)), `{"alg":"RSA-OAEP-256","enc":"A128GCM","crit":["exp"],"exp":1}`), "critical (crit) headers is refused"},
 	}
 	var refs []string
