@@ -637,9 +637,12 @@ func isSecretsManagerChar(c rune) bool {
 // Manager version id, a numeric SSM version, a numeric Google version, a
 // Vault KV version and an Azure version are pinned; stages, labels and
 // aliases (AWSPREVIOUS, an SSM label, Google's latest) move, and a
-// secretfile: has no versions at all.
+// secretfile: has no versions at all. A jwe: value is its own ciphertext,
+// in the environment: it cannot change.
 func (t Target) Pinned() bool {
 	switch t.Kind {
+	case JWE:
+		return true
 	case SecretsManager, Vault, Azure:
 		return t.Version != ""
 	case SSM, Google:

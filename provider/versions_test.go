@@ -48,6 +48,7 @@ func TestPinnedRule(t *testing.T) {
 		"azure:keyvault:n/0123abcd":                     true,
 		"secretfile:/run/secrets/x":                     false,
 		"@Microsoft.KeyVault(VaultName=v;SecretName=n)": false,
+		"jwe:" + compact + "#k":                         true,
 	} {
 		r, _, err := Parse(ref)
 		if err != nil {
