@@ -17,7 +17,7 @@ func FuzzPrepare(f *testing.F) {
 	} {
 		f.Add(s, "file:k")
 	}
-	st := &store{defaultKey: "file:default"}
+	st := &store{keys: keys{defaultKey: "file:default"}}
 	f.Fuzz(func(t *testing.T, jwe, key string) {
 		j, err := st.prepare(provider.Target{Kind: provider.JWE, Name: jwe, KeyURI: key})
 		if err != nil {

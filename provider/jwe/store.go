@@ -53,25 +53,61 @@ func Detect(getenv func(string) string) (bool, error) {
 // (SECRETS_INIT_JWE_KEY, SECRETS_INIT_JWE_KEYS); no KMS is opened until a
 // JWE needs it.
 func Open(_ context.Context, s provider.Settings) (provider.Store, error) {
-	st := &store{settings: s, defaultKey: os.Getenv(EnvKey)}
-	if st.defaultKey != "" && !provider.IsKeyURI(st.defaultKey) {
-		return nil, fmt.Errorf("%s is not a key URI (want one of %s)", EnvKey, strings.Join(provider.KeySchemes, " "))
+	k, err := keySettings(os.LookupEnv)
+	if err != nil {
+		return nil, err
 	}
-	if v, ok := os.LookupEnv(EnvKeys); ok {
-		st.allow = []string{}
+	return &store{settings: s, keys: k}, nil
+}
+
+// keys are the settings that choose a JWE's key.
+type keys struct {
+	defaultKey string
+	allow      []string // nil: any kid; else the prefixes a kid may have
+}
+
+// keySettings reads SECRETS_INIT_JWE_KEY and SECRETS_INIT_JWE_KEYS.
+func keySettings(lookup func(string) (string, bool)) (keys, error) {
+	var k keys
+	k.defaultKey, _ = lookup(EnvKey)
+	if k.defaultKey != "" && !provider.IsKeyURI(k.defaultKey) {
+		return keys{}, fmt.Errorf("%s is not a key URI (want one of %s)", EnvKey, strings.Join(provider.KeySchemes, " "))
+	}
+	if v, ok := lookup(EnvKeys); ok {
+		k.allow = []string{}
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {
-				st.allow = append(st.allow, p)
+				k.allow = append(k.allow, p)
 			}
 		}
 	}
-	return st, nil
+	return k, nil
+}
+
+// Key is the key URI that the store decrypts t's JWE with, when lookup
+// reads the environment (SECRETS_INIT_JWE_KEY, SECRETS_INIT_JWE_KEYS) of
+// the process that decrypts it: ?key=, else the protected header's kid
+// when it is a key URI (and the allow-list lets it), else
+// SECRETS_INIT_JWE_KEY. It opens no KMS and checks no algorithm.
+func Key(t provider.Target, lookup func(string) (string, bool)) (string, error) {
+	k, err := keySettings(lookup)
+	if err != nil {
+		return "", err
+	}
+	kid := ""
+	if t.KeyURI == "" {
+		h, _, err := rawHeaders(t.Name)
+		if err != nil {
+			return "", err
+		}
+		kid = h.kid
+	}
+	return k.key(t.KeyURI, kid)
 }
 
 type store struct {
-	settings   provider.Settings
-	defaultKey string
-	allow      []string // nil: any kid; else the prefixes a kid may have
+	settings provider.Settings
+	keys
 }
 
 // jwe is one target being decrypted.
@@ -176,7 +212,7 @@ func (st *store) prepare(t provider.Target) (*jwe, error) {
 
 // key picks the key: ?key=, else a kid that is a key URI (when the
 // allow-list lets it), else SECRETS_INIT_JWE_KEY.
-func (st *store) key(option, kid string) (string, error) {
+func (st keys) key(option, kid string) (string, error) {
 	switch {
 	case option != "":
 		return option, nil

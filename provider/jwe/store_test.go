@@ -340,3 +340,44 @@ func TestDetect(t *testing.T) {
 		t.Error("Detect(yes) is not an error")
 	}
 }
+
+// TestKey: the exported choice of key is the store's, read from the
+// environment it is given.
+func TestKey(t *testing.T) {
+	jweWith := func(kid string) string {
+		h := `{"alg":"RSA-OAEP-256","enc":"A256GCM"`
+		if kid != "" {
+			h += `,"kid":"` + kid + `"`
+		}
+		return base64.RawURLEncoding.EncodeToString([]byte(h+"}")) + ".AAAA.AAAA.AAAA.AAAA"
+	}
+	const aws = "aws-kms://arn:aws:kms:eu-west-1:111122223333:key/k-1"
+	const vault = "hcvault://transit/keys/app/versions/1"
+	for _, c := range []struct {
+		name, kid, option string
+		env               map[string]string
+		want, err         string
+	}{
+		{name: "option wins", kid: aws, option: vault, want: vault},
+		{name: "kid", kid: aws, env: map[string]string{EnvKey: vault}, want: aws},
+		{name: "kid not a key URI", kid: "k1", env: map[string]string{EnvKey: vault}, want: vault},
+		{name: "default", env: map[string]string{EnvKey: vault}, want: vault},
+		{name: "allowed", kid: aws, env: map[string]string{EnvKeys: " aws-kms://arn:aws:kms:eu-west-1:111122223333:key/ ,x"}, want: aws},
+		{name: "not allowed", kid: aws, env: map[string]string{EnvKeys: "hcvault://"}, err: "which " + EnvKeys + " does not allow"},
+		{name: "empty allow-list", kid: aws, env: map[string]string{EnvKeys: ""}, err: "does not allow"},
+		{name: "none", err: "no key for the JWE"},
+		{name: "bad default", env: map[string]string{EnvKey: "kms-key-1"}, err: EnvKey + " is not a key URI"},
+	} {
+		lookup := func(k string) (string, bool) { v, ok := c.env[k]; return v, ok }
+		got, err := Key(provider.Target{Kind: provider.JWE, Name: jweWith(c.kid), KeyURI: c.option}, lookup)
+		switch {
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%s: %q, %v; want error %q", c.name, got, err, c.err)
+		case c.err == "" && (err != nil || got != c.want):
+			t.Errorf("%s: %q, %v; want %q", c.name, got, err, c.want)
+		}
+	}
+	if _, err := Key(provider.Target{Kind: provider.JWE, Name: "eyJ.AAAA.AAAA.AAAA.AAAA"}, func(string) (string, bool) { return "", false }); err == nil {
+		t.Error("a JWE whose header is not JSON has a key")
+	}
+}
