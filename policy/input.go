@@ -16,6 +16,7 @@ import (
 
 	"github.com/secrets-init/secrets-init/envfile"
 	"github.com/secrets-init/secrets-init/provider"
+	"github.com/secrets-init/secrets-init/provider/jwe"
 )
 
 // A Use is one environment variable that some workload is given: where it
@@ -43,15 +44,49 @@ type Context struct {
 	AWSRegion     string // AWS_REGION, else AWS_DEFAULT_REGION
 	GoogleProject string // SECRETS_INIT_GOOGLE_PROJECT, else GOOGLE_CLOUD_PROJECT, else GOOGLE_PROJECT
 	AzureVaultURL string // AZURE_KEY_VAULT_URL
+	// The jwe: settings: SECRETS_INIT_JWE_KEY, SECRETS_INIT_JWE_KEYS
+	// (JWEKeysSet: given, even empty) and SECRETS_INIT_JWE_DETECT.
+	JWEKey, JWEKeys string
+	JWEKeysSet      bool
+	JWEDetect       string
+}
+
+// lookup reads the workload's jwe: settings as the JWE store reads its
+// environment.
+func (c Context) lookup(name string) (string, bool) {
+	switch name {
+	case jwe.EnvKey:
+		return c.JWEKey, c.JWEKey != ""
+	case jwe.EnvKeys:
+		return c.JWEKeys, c.JWEKeysSet
+	case jwe.EnvDetect:
+		return c.JWEDetect, c.JWEDetect != ""
+	}
+	return "", false
+}
+
+// parse parses a variable's value as the engine would in its workload: a
+// bare JWE is a jwe: reference when the workload sets
+// SECRETS_INIT_JWE_DETECT=1.
+func (u Use) parse() (provider.Ref, bool, error) {
+	ref, isRef, err := provider.Parse(u.Value)
+	if !isRef {
+		if detect, _ := jwe.Detect(func(n string) string { v, _ := u.Context.lookup(n); return v }); detect {
+			return provider.ParseBare(u.Value)
+		}
+	}
+	return ref, isRef, err
 }
 
 // withContext sets the Context of uses, all of one environment.
 func withContext(uses []Use) []Use {
 	env := map[string]string{}
+	keysSet := false
 	for _, u := range uses {
 		if _, isRef, _ := provider.Parse(u.Value); !isRef && u.Value != "" {
 			env[u.Var] = u.Value
 		}
+		keysSet = keysSet || u.Var == jwe.EnvKeys
 	}
 	first := func(names ...string) string {
 		for _, n := range names {
@@ -65,6 +100,10 @@ func withContext(uses []Use) []Use {
 		AWSRegion:     first("AWS_REGION", "AWS_DEFAULT_REGION"),
 		GoogleProject: first("SECRETS_INIT_GOOGLE_PROJECT", "GOOGLE_CLOUD_PROJECT", "GOOGLE_PROJECT"),
 		AzureVaultURL: first("AZURE_KEY_VAULT_URL"),
+		JWEKey:        env[jwe.EnvKey],
+		JWEKeys:       env[jwe.EnvKeys],
+		JWEKeysSet:    keysSet,
+		JWEDetect:     env[jwe.EnvDetect],
 	}
 	for i := range uses {
 		uses[i].Context = c

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/secrets-init/secrets-init/provider"
+	"github.com/secrets-init/secrets-init/provider/jwe"
 )
 
 // Formats are the output formats, and the store each one writes grants for
@@ -69,29 +70,43 @@ func Generate(req Request) ([]byte, []string) {
 	var rows []row
 	byGroup := map[string]map[grant]bool{}
 	for _, u := range uses {
-		ref, isRef, err := provider.Parse(u.Value)
+		ref, isRef, err := u.parse()
 		if !isRef {
 			continue
 		}
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %s: %s: malformed reference: %v", u.Where(), u.Var, u.Value, err))
-			continue
-		}
-		st := storeOf(ref.Kind)
-		if want != "" && st != want {
+			errs = append(errs, fmt.Sprintf("%s: %s: %s: malformed reference: %v", u.Where(), u.Var, shown(u, ref, err), err))
 			continue
 		}
 		name := u.Group(req.GroupBy)
 		if req.Group != "" && name != req.Group {
 			continue
 		}
-		gs, err := req.grants(ref, u.Context)
+		st, keyURI := storeOf(ref.Kind), ""
+		if ref.Kind == provider.JWE {
+			// The key is chosen as the store chooses it, with the
+			// workload's own settings: a JWE without one fails at
+			// run time, in every format.
+			if keyURI, err = jwe.Key(ref.Target, u.Context.lookup); err != nil {
+				errs = append(errs, fmt.Sprintf("%s: %s: %s: %v", u.Where(), u.Var, shown(u, ref, nil), err))
+				continue
+			}
+			st = keyStore(keyURI)
+		}
+		if want != "" && st != want {
+			continue
+		}
+		gs, err := req.grants(ref, keyURI, u.Context)
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %s: %s: %v", u.Where(), u.Var, u.Value, err))
+			errs = append(errs, fmt.Sprintf("%s: %s: %s: %v", u.Where(), u.Var, shown(u, ref, nil), err))
 			continue
 		}
 		if len(gs) == 0 {
-			rows = append(rows, row{group: name, use: u, none: "none (" + ref.Kind.String() + " is read locally)"})
+			why := ref.Kind.String() + " is read locally"
+			if keyURI != "" {
+				why = "the key " + keyURI + " is a local file"
+			}
+			rows = append(rows, row{group: name, use: u, none: "none (" + why + ")"})
 			continue
 		}
 		if byGroup[name] == nil {
@@ -187,7 +202,9 @@ func compareUses(a, b Use) int {
 		cmp.Compare(a.Container, b.Container), cmp.Compare(a.ServiceAccount, b.ServiceAccount),
 		cmp.Compare(a.Var, b.Var), cmp.Compare(a.Value, b.Value),
 		cmp.Compare(a.Context.AWSRegion, b.Context.AWSRegion), cmp.Compare(a.Context.GoogleProject, b.Context.GoogleProject),
-		cmp.Compare(a.Context.AzureVaultURL, b.Context.AzureVaultURL))
+		cmp.Compare(a.Context.AzureVaultURL, b.Context.AzureVaultURL),
+		cmp.Compare(a.Context.JWEKey, b.Context.JWEKey), cmp.Compare(a.Context.JWEKeys, b.Context.JWEKeys),
+		cmp.Compare(btoi(a.Context.JWEKeysSet), btoi(b.Context.JWEKeysSet)), cmp.Compare(a.Context.JWEDetect, b.Context.JWEDetect))
 }
 
 func compareGrants(a, b grant) int {
@@ -204,10 +221,35 @@ func compareRows(a, b row) int {
 func groupNames(uses []Use, by string) []string {
 	var out []string
 	for _, u := range uses {
-		if _, isRef, _ := provider.Parse(u.Value); isRef {
+		if _, isRef, _ := u.parse(); isRef {
 			out = append(out, u.Group(by))
 		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// shown is how a variable's reference is shown in messages and in the
+// summary: a jwe: reference cut short as the engine shows it (its JWE is
+// long), a malformed long JWE cut; anything else as written.
+func shown(u Use, ref provider.Ref, err error) string {
+	switch {
+	case err == nil && ref.Kind == provider.JWE:
+		return provider.ShortJWE(ref)
+	case err != nil && len(u.Value) > 48 && (strings.HasPrefix(u.Value, "jwe:") || !isRef(u.Value)): // a bare JWE
+		return strings.ToValidUTF8(u.Value[:32], "") + "…"
+	}
+	return u.Value
+}
+
+func isRef(value string) bool {
+	_, ok, _ := provider.Parse(value)
+	return ok
 }

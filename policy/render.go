@@ -213,6 +213,11 @@ func writeGCP(w io.Writer, groups []group) {
 			if gr.Store != storeGCP {
 				continue
 			}
+			if gr.CryptoKey != "" {
+				fmt.Fprintf(w, "gcloud kms keys add-iam-policy-binding %s --keyring=%s --location=%s --project=%s --role=%s --member=\"$%s\"\n",
+					shellWord(gr.CryptoKey), shellWord(gr.KeyRing), shellWord(gr.Location), shellWord(gr.Project), shellWord(gr.Action), v)
+				continue
+			}
 			loc := ""
 			if gr.Location != "" {
 				loc = " --location=" + shellWord(gr.Location)
@@ -241,6 +246,14 @@ func writeGCPTerraform(w io.Writer, groups []group) {
 		fmt.Fprintf(w, "}\n")
 		for _, gr := range g.grants {
 			if gr.Store != storeGCP {
+				continue
+			}
+			if gr.CryptoKey != "" {
+				fmt.Fprintf(w, "\nresource \"google_kms_crypto_key_iam_member\" %s {\n", hclString(labels[g.name+" "+gr.Resource]))
+				fmt.Fprintf(w, "  crypto_key_id = %s\n", hclString(gr.Resource))
+				fmt.Fprintf(w, "  role          = %s\n", hclString(gr.Action))
+				fmt.Fprintf(w, "  member        = var.%s\n", vars[g.name])
+				fmt.Fprintf(w, "}\n")
 				continue
 			}
 			typ, loc := "google_secret_manager_secret_iam_member", ""
@@ -312,7 +325,8 @@ func writeSummary(w io.Writer, rows []row) {
 	fmt.Fprintln(tw, "GROUP\tSOURCE\tVARIABLE\tREFERENCE\tGRANT")
 	for i := 0; i < len(rows); i++ {
 		r := rows[i]
-		src, v, ref := r.use.Where(), r.use.Var, r.use.Value
+		ref0, _, err := r.use.parse()
+		src, v, ref := r.use.Where(), r.use.Var, shown(r.use, ref0, err)
 		if r.use == (Use{}) {
 			// A grant of the whole group (batch reads, --kms-key).
 			src, v, ref = "-", "-", "-"

@@ -49,8 +49,10 @@ type grant struct {
 	// Google, the secret's full name (projects/P[/locations/L]/secrets/S);
 	// for Azure, the scope.
 	Resource string
-	// Google: the parts of Resource.
+	// Google: the parts of Resource; a Cloud KMS key has KeyRing and
+	// CryptoKey, a secret Secret.
 	Project, Location, Secret string
+	KeyRing, CryptoKey        string
 }
 
 // A scopeError is a reference whose grants cannot be written: it says what
@@ -90,17 +92,31 @@ func storeOf(k provider.Kind) store {
 	case provider.Azure:
 		return storeAzure
 	}
-	// provider.File reads a local file: nothing to grant. A new kind of
-	// reference (jwe: keys) adds its case here and in grants: a key URI
-	// maps to kms:Decrypt (aws-kms://), roles/cloudkms.cryptoKeyDecrypter
-	// (gcp-kms://), "update" on MOUNT/decrypt/NAME (hcvault://).
+	// provider.File reads a local file: nothing to grant. provider.JWE's
+	// store is its key's (keyStore).
+	return ""
+}
+
+// keyStore is the access control system of a jwe: key ("" for file:
+// keys, which need no grant).
+func keyStore(keyURI string) store {
+	switch {
+	case strings.HasPrefix(keyURI, "aws-kms://"):
+		return storeAWS
+	case strings.HasPrefix(keyURI, "gcp-kms://"):
+		return storeGCP
+	case strings.HasPrefix(keyURI, "azure-kv://"):
+		return storeAzure
+	case strings.HasPrefix(keyURI, "hcvault://"):
+		return storeVault
+	}
 	return ""
 }
 
 // grants are the permissions that reading ref needs, with c (the
 // workload's own variables) filling in what the reference leaves out, then
-// the flags.
-func (o Options) grants(ref provider.Ref, c Context) ([]grant, error) {
+// the flags. keyURI is the key of a jwe: reference.
+func (o Options) grants(ref provider.Ref, keyURI string, c Context) ([]grant, error) {
 	if c.AWSRegion != "" {
 		o.AWSRegion = c.AWSRegion
 	}
@@ -121,6 +137,8 @@ func (o Options) grants(ref provider.Ref, c Context) ([]grant, error) {
 		return o.google(ref)
 	case provider.Azure:
 		return o.azure(ref)
+	case provider.JWE:
+		return o.jweKey(keyURI)
 	}
 	return nil, nil
 }
@@ -249,6 +267,26 @@ func (o *Options) azure(ref provider.Ref) ([]grant, error) {
 	if vault == "" {
 		lack = append(lack, "key vault", "--azure-key-vault-url")
 	}
+	if err := o.azureGroup(lack); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(vault)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, scopeError{"AZURE_KEY_VAULT_URL is not a key vault URL (want https://NAME.vault.azure.net)"}
+	}
+	name, _, _ := strings.Cut(strings.ToLower(u.Hostname()), ".")
+	return []grant{{Store: storeAzure, Action: "Key Vault Secrets User", Resource: o.azureVault(name) + "/secrets/" + ref.Name}}, nil
+}
+
+// azureVault is the resource id of a key vault in the flags' subscription
+// and resource group.
+func (o *Options) azureVault(name string) string {
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s", o.AzureSubscription, o.AzureGroup, name)
+}
+
+// azureGroup is the error of a missing subscription or resource group,
+// after the missing parts lack already holds.
+func (o *Options) azureGroup(lack []string) error {
 	if o.AzureSubscription == "" {
 		lack = append(lack, "vault's subscription", "--azure-subscription")
 	}
@@ -256,14 +294,7 @@ func (o *Options) azure(ref provider.Ref) ([]grant, error) {
 		lack = append(lack, "vault's resource group", "--azure-resource-group")
 	}
 	if lack != nil {
-		return nil, missing(lack...)
+		return missing(lack...)
 	}
-	u, err := url.Parse(vault)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, scopeError{"AZURE_KEY_VAULT_URL is not a key vault URL (want https://NAME.vault.azure.net)"}
-	}
-	name, _, _ := strings.Cut(strings.ToLower(u.Hostname()), ".")
-	scope := fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s/secrets/%s",
-		o.AzureSubscription, o.AzureGroup, name, ref.Name)
-	return []grant{{Store: storeAzure, Action: "Key Vault Secrets User", Resource: scope}}, nil
+	return nil
 }
