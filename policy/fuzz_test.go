@@ -3,14 +3,15 @@ package policy
 import (
 	"bytes"
 	"os"
+	"strings"
 	"testing"
 )
 
 // FuzzReadYAML: any input is read without a panic, and whatever it holds
 // gives the same output twice.
 func FuzzReadYAML(f *testing.F) {
-	for _, name := range []string{"workloads.yaml", "compose.yaml"} {
-		data, err := os.ReadFile(manifests + "/" + name)
+	for _, name := range []string{manifests + "/workloads.yaml", manifests + "/compose.yaml", "testdata/jwe/web.yaml"} {
+		data, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -32,6 +33,30 @@ func FuzzReadYAML(f *testing.F) {
 			b, errB := Generate(req)
 			if !bytes.Equal(a, b) || len(errA) != len(errB) {
 				t.Fatalf("%s: two runs differ", f)
+			}
+		}
+	})
+}
+
+// FuzzJWEKey: any key URI gives grants or an error, never a panic; a grant
+// names no glob, and a Vault grant is on a decrypt path.
+func FuzzJWEKey(f *testing.F) {
+	for _, k := range []string{"aws-kms://arn:aws:kms:r:1:key/k", "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",
+		"azure-kv://v.vault.azure.net/keys/k/1", "hcvault://a/b/keys/keys/versions/3", "hcvault://transit/keys//versions/1", "file:x"} {
+		f.Add(k)
+	}
+	o := Options{AzureSubscription: "s", AzureGroup: "g"}
+	f.Fuzz(func(t *testing.T, key string) {
+		gs, err := o.jweKey(key)
+		if err != nil {
+			return
+		}
+		for _, g := range gs {
+			if strings.ContainsAny(g.Resource, "*?") || g.Resource == "" {
+				t.Fatalf("%q: grant on %q", key, g.Resource)
+			}
+			if g.Store == storeVault && !strings.Contains(g.Resource, "/decrypt/") {
+				t.Fatalf("%q: vault grant on %q", key, g.Resource)
 			}
 		}
 	})

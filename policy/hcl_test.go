@@ -190,6 +190,56 @@ func TestAzureTerraform(t *testing.T) {
 	}
 }
 
+// TestJWETerraform: the grants of jwe: keys in every Terraform format
+// parse, and name exactly the keys (testdata/jwe/web.yaml: an AWS key by
+// kid, a Cloud KMS key by ?key=, a Key Vault key by kid, a transit key by
+// the workload's SECRETS_INIT_JWE_KEY, and a file: key, which grants
+// nothing).
+func TestJWETerraform(t *testing.T) {
+	gen := func(format string) *hclsyntax.Body {
+		t.Helper()
+		out, stderr, code := run(t, "", "-f", "testdata/jwe/web.yaml", "--format", format,
+			"--aws-region", "eu-west-1", "--aws-account", "111122223333", "--azure-subscription", "sub", "--azure-resource-group", "rg")
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", format, code, stderr)
+		}
+		return parseHCL(t, format+".tf", out)
+	}
+	vars := map[string]cty.Value{"member_serviceaccount_prod_web": cty.StringVal("M"), "principal_id_serviceaccount_prod_web": cty.StringVal("P")}
+	var got []string
+	for _, b := range gen("aws-terraform").Blocks {
+		for _, st := range b.Body.Blocks {
+			got = append(got, b.Labels[0]+" "+strings.Join(stringList(attr(t, st.Body, "actions", nil)), ",")+" "+strings.Join(stringList(attr(t, st.Body, "resources", nil)), ","))
+		}
+	}
+	for _, b := range gen("gcp-terraform").Blocks {
+		if b.Type == "resource" {
+			got = append(got, b.Labels[0]+" "+attr(t, b.Body, "crypto_key_id", vars).AsString()+" "+attr(t, b.Body, "role", vars).AsString()+" "+attr(t, b.Body, "member", vars).AsString())
+		}
+	}
+	for _, b := range gen("azure-terraform").Blocks {
+		if b.Type == "resource" {
+			got = append(got, b.Labels[0]+" "+attr(t, b.Body, "scope", vars).AsString()+" "+attr(t, b.Body, "role_definition_name", vars).AsString()+" "+attr(t, b.Body, "principal_id", vars).AsString())
+		}
+	}
+	for _, b := range gen("vault-terraform").Blocks {
+		for _, p := range parseHCL(t, "policy.hcl", attr(t, b.Body, "policy", nil).AsString()).Blocks {
+			got = append(got, "vault "+p.Labels[0]+" "+strings.Join(stringList(attr(t, p.Body, "capabilities", nil)), ","))
+		}
+	}
+	want := []string{
+		"aws_iam_policy_document kms:Decrypt arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+		"aws_iam_policy_document secretsmanager:BatchGetSecretValue *",
+		"aws_iam_policy_document secretsmanager:GetSecretValue arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/db-??????",
+		"google_kms_crypto_key_iam_member projects/shop/locations/europe-west1/keyRings/ring/cryptoKeys/app roles/cloudkms.cryptoKeyDecrypter M",
+		"azurerm_role_assignment /subscriptions/sub/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/shop-kv/keys/app Key Vault Crypto Service Encryption User P",
+		"vault transit/decrypt/app update",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // TestShellSyntax: the gcp and azure scripts are valid sh (sh -n), and
 // refuse to run without their members.
 func TestShellSyntax(t *testing.T) {

@@ -163,3 +163,33 @@ func TestIAMSimulator(t *testing.T) {
 	// --no-batch: no BatchGetSecretValue.
 	check(gen("--no-batch"), []simRequest{req("secretsmanager:BatchGetSecretValue", "*")}, "ImplicitlyDenied")
 }
+
+// TestIAMSimulatorJWE: a jwe: reference's key (its kid) may decrypt, and
+// nothing else: not its neighbour key, not another action on it.
+func TestIAMSimulatorJWE(t *testing.T) {
+	const key = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	out, stderr, code := run(t, "", "-f", "testdata/jwe/web.yaml", "--format", "aws", "--group-by", "none",
+		"--aws-region", "eu-west-1", "--aws-account", "111122223333", "--azure-subscription", "s", "--azure-resource-group", "g")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	policy := json.RawMessage(out)
+	for i, got := range simulate(t, policy, []simRequest{req("kms:Decrypt", key)}) {
+		if got != "Allowed" {
+			t.Errorf("request %d: kms:Decrypt on the JWE's key: %s", i, got)
+		}
+	}
+	denied := []simRequest{
+		req("kms:Decrypt", "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ac"), // the neighbour key
+		req("kms:Decrypt", "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+		req("kms:Decrypt", "arn:aws:kms:eu-west-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+		req("kms:Encrypt", key),
+		req("kms:GetPublicKey", key),
+		req("kms:ReEncryptFrom", key),
+	}
+	for i, got := range simulate(t, policy, denied) {
+		if got != "ImplicitlyDenied" {
+			t.Errorf("%s on %s: %s, want ImplicitlyDenied", denied[i].Action, denied[i].Resource, got)
+		}
+	}
+}

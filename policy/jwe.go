@@ -19,12 +19,16 @@ const azureKeyRole = "Key Vault Crypto Service Encryption User"
 
 // jweKey is what decrypting with the key keyURI needs.
 func (o *Options) jweKey(keyURI string) ([]grant, error) {
+	if keyStore(keyURI) != "" && strings.ContainsAny(keyURI, "*?") {
+		// A glob in IAM and Vault policies, and in no key's name.
+		return nil, scopeError{"the key " + keyURI + " holds '*' or '?', which a policy would read as a glob"}
+	}
 	switch keyStore(keyURI) {
 	case storeAWS:
 		arn := strings.TrimPrefix(keyURI, "aws-kms://")
 		f := strings.SplitN(arn, ":", 6)
 		if len(f) != 6 || f[0] != "arn" || !strings.HasPrefix(f[1], "aws") || f[2] != "kms" || f[3] == "" || f[4] == "" ||
-			!(strings.HasPrefix(f[5], "key/") || strings.HasPrefix(f[5], "alias/")) || strings.ContainsAny(arn, "*?") {
+			!(strings.HasPrefix(f[5], "key/") || strings.HasPrefix(f[5], "alias/")) {
 			return nil, badKey(keyURI, "aws-kms://arn:aws:kms:REGION:ACCOUNT:key/ID")
 		}
 		if strings.HasPrefix(f[5], "alias/") {
@@ -64,6 +68,9 @@ func (o *Options) jweKey(keyURI string) ([]grant, error) {
 			return nil, err
 		}
 		vault, _, _ := strings.Cut(host, ".")
+		if !azureName(vault) {
+			return nil, badKey(keyURI, "azure-kv://VAULT.vault.azure.net/keys/NAME/VERSION")
+		}
 		// A role is assigned on the key (all its versions).
 		return []grant{{Store: storeAzure, Action: azureKeyRole, Resource: o.azureVault(vault) + "/keys/" + parts[0]}}, nil
 
@@ -73,8 +80,8 @@ func (o *Options) jweKey(keyURI string) ([]grant, error) {
 			return nil, badKey(keyURI, "hcvault://MOUNT/keys/NAME/versions/N")
 		}
 		for _, seg := range strings.Split(mount+"/"+name, "/") {
-			if seg == "+" || strings.Contains(seg, "*") {
-				return nil, scopeError{"the key " + keyURI + " has '*' or a '+' segment, a glob in a Vault policy"}
+			if seg == "+" {
+				return nil, scopeError{"the key " + keyURI + " has a '+' segment, a glob in a Vault policy"}
 			}
 		}
 		return []grant{{Store: storeVault, Action: "update", Resource: mount + "/decrypt/" + name}}, nil

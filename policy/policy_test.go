@@ -397,3 +397,45 @@ func writeFile(t *testing.T, name, content string) string {
 	}
 	return p
 }
+
+// TestJWEKeyGrants: each key scheme's grant, and the key URIs that are
+// refused (as their KMS refuses them, or because no exact grant exists).
+func TestJWEKeyGrants(t *testing.T) {
+	o := Options{AzureSubscription: "sub", AzureGroup: "rg"}
+	for _, c := range []struct{ key, want, err string }{
+		{key: "aws-kms://arn:aws:kms:eu-west-1:111122223333:key/k-1", want: "aws kms:Decrypt arn:aws:kms:eu-west-1:111122223333:key/k-1"},
+		{key: "aws-kms://arn:aws-cn:kms:cn-north-1:111122223333:key/k-1", want: "aws kms:Decrypt arn:aws-cn:kms:cn-north-1:111122223333:key/k-1"},
+		{key: "aws-kms://arn:aws:kms:eu-west-1:111122223333:alias/app", err: "is an alias"},
+		{key: "aws-kms://arn:aws:kms:eu-west-1:111122223333:key/*", err: "a glob"},
+		{key: "gcp-kms://projects/*/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1", err: "a glob"},
+		{key: "hcvault://transit/+/keys/app/versions/1", err: "a glob"},
+		{key: "aws-kms://arn:aws:s3:eu-west-1:111122223333:key/k", err: "not a key URI of its scheme"},
+		{key: "gcp-kms://projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1", want: "gcp roles/cloudkms.cryptoKeyDecrypter projects/p/locations/global/keyRings/r/cryptoKeys/k"},
+		{key: "gcp-kms://projects/p/locations/global/keyRings/r/cryptoKeys/k", err: "not a key URI of its scheme"},
+		{key: "azure-kv://KV.vault.azure.net/keys/k/v1", want: "azure " + azureKeyRole + " /subscriptions/sub/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv/keys/k"},
+		{key: "azure-kv://kv.vault.azure.net/keys/k", want: "azure " + azureKeyRole + " /subscriptions/sub/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv/keys/k"},
+		{key: "azure-kv://kv.vault.azure.net/secrets/k", err: "not a key URI of its scheme"},
+		{key: "azure-kv://hsm.managedhsm.azure.net/keys/k/v", err: "Managed HSM"},
+		{key: "hcvault://transit/keys/app/versions/2", want: "vault update transit/decrypt/app"},
+		{key: "hcvault://team/a/transit/keys/keys/versions/1", want: "vault update team/a/transit/decrypt/keys"},
+		{key: "hcvault://transit/keys/app", err: "not a key URI of its scheme"},
+		{key: "hcvault://transit/keys/app/versions/0", err: "not a key URI of its scheme"},
+		{key: "hcvault://tr*nsit/keys/app/versions/1", err: "a glob"},
+		{key: "file:/keys/dev.pem", want: ""},
+	} {
+		gs, err := o.jweKey(c.key)
+		var got []string
+		for _, g := range gs {
+			got = append(got, string(g.Store)+" "+g.Action+" "+g.Resource)
+		}
+		switch {
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%s: %q, %v; want error %q", c.key, got, err, c.err)
+		case c.err == "" && (err != nil || strings.Join(got, "\n") != c.want):
+			t.Errorf("%s: %q, %v; want %q", c.key, got, err, c.want)
+		}
+	}
+	if _, err := (&Options{}).jweKey("azure-kv://kv.vault.azure.net/keys/k/v"); err == nil || !strings.Contains(err.Error(), "--azure-subscription and --azure-resource-group") {
+		t.Errorf("an Azure key without the flags: %v", err)
+	}
+}
