@@ -9,6 +9,7 @@ package vault_test
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,11 +35,11 @@ var policyEnv = map[string][2]string{
 	"TLS_FILE":  {"secretfile:/nonexistent/never-read?optional", ""}, // a local file: no grant
 }
 
-// manifest writes a Deployment whose container has policyEnv.
-func manifest(t *testing.T) string {
+// manifest writes a Deployment whose container has env.
+func manifest(t *testing.T, env map[string][2]string) string {
 	t.Helper()
 	var names []string
-	for k := range policyEnv {
+	for k := range env {
 		names = append(names, k)
 	}
 	sort.Strings(names)
@@ -46,7 +47,7 @@ func manifest(t *testing.T) string {
 	b.WriteString("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app, namespace: default}\n" +
 		"spec:\n  template:\n    spec:\n      serviceAccountName: app\n      containers:\n        - name: app\n          env:\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "            - name: %s\n              value: %q\n", n, policyEnv[n][0])
+		fmt.Fprintf(&b, "            - name: %s\n              value: %q\n", n, env[n][0])
 	}
 	p := filepath.Join(t.TempDir(), "deploy.yaml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
@@ -108,7 +109,21 @@ func capabilities(t *testing.T, c *api.Client, paths []string) map[string]string
 func TestPolicy(t *testing.T) {
 	s := newServer(t)
 	s.setup(t)
-	deploy := manifest(t)
+	// A jwe: value encrypted to a transit key: the policy grants decrypting
+	// with that key (update on transit/decrypt/app), and nothing on its
+	// neighbour.
+	if err := s.root.Sys().Mount("transit", &api.MountInput{Type: "transit"}); err != nil {
+		t.Fatal(err)
+	}
+	s.write(t, "transit/keys/app", map[string]any{"type": "rsa-2048"})
+	s.write(t, "transit/keys/other", map[string]any{"type": "rsa-2048"})
+	sealed, stderr, code := s.encrypt(t, "hcvault://transit/keys/app", "sealed-"+canary)
+	if code != 0 {
+		t.Fatalf("encrypt: exit %d: %s", code, stderr)
+	}
+	env := maps.Clone(policyEnv)
+	env["SEALED"] = [2]string{sealed, "sealed-" + canary}
+	deploy := manifest(t, env)
 
 	kv2 := []string{"--vault-kv2", "kv", "--vault-kv2", "team/a/kv"}
 	policy := generate(t, append([]string{"-f", deploy, "--format", "vault", "--group-by", "none"}, kv2...)...)
@@ -122,11 +137,15 @@ func TestPolicy(t *testing.T) {
 		"kv/data/private", "kv/data/app2", "kv/data/app/x", "kv/app", "kv/metadata/app", "kv/delete/app", "kv/destroy/app",
 		"team/a/kv/data/other", "team/b/kv/data/svc", "secret/app2", "secret/other", "database/creds/admin", "database/roles/app",
 		"sys/policies/acl/generated",
+		"transit/decrypt/other", "transit/decrypt/app2", "transit/encrypt/app", "transit/keys/app", "transit/rewrap/app", "transit/export/encryption-key/app",
 	}
 	for p, got := range capabilities(t, c, granted) {
 		if got != "read" {
 			t.Errorf("%s: capabilities %q, want read", p, got)
 		}
+	}
+	if got := capabilities(t, c, []string{"transit/decrypt/app"})["transit/decrypt/app"]; got != "update" {
+		t.Errorf("transit/decrypt/app: capabilities %q, want update", got)
 	}
 	for p, got := range capabilities(t, c, neighbours) {
 		if got != "deny" {
@@ -137,7 +156,7 @@ func TestPolicy(t *testing.T) {
 	// secrets-init resolves every reference of the manifest with the token.
 	vars := map[string]string{"VAULT_TOKEN": c.Token()}
 	want := map[string]string{}
-	for k, rv := range policyEnv {
+	for k, rv := range env {
 		vars[k] = rv[0]
 		if rv[1] != "" {
 			want[k] = rv[1]
@@ -176,5 +195,8 @@ func TestPolicy(t *testing.T) {
 		if !strings.Contains(tf, fmt.Sprintf("    path %q {\n      capabilities = [\"read\"]\n    }\n", p)) {
 			t.Errorf("vault-terraform lacks %s:\n%s", p, tf)
 		}
+	}
+	if !strings.Contains(tf, "    path \"transit/decrypt/app\" {\n      capabilities = [\"update\"]\n    }\n") {
+		t.Errorf("vault-terraform lacks transit/decrypt/app:\n%s", tf)
 	}
 }
