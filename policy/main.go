@@ -22,8 +22,10 @@ const usage = `Usage:
 
 Writes the least-privilege grants that the secret references in Kubernetes
 manifests (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob,
-List), docker compose files and dotenv files need. Offline; the output is
-sorted and de-duplicated.
+List), docker compose files and dotenv files need; a jwe: reference needs
+decrypting with its key (kms:Decrypt, roles/cloudkms.cryptoKeyDecrypter, an
+Azure key role, update on MOUNT/decrypt/NAME). Offline; the output is sorted
+and de-duplicated.
 
 Formats: aws, aws-terraform, vault, vault-terraform, gcp, gcp-terraform,
 azure, azure-terraform, summary.
@@ -57,7 +59,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&req.AWSRegion, "aws-region", "", "`REGION` of short aws:secretsmanager: and aws:ssm: references")
 	fs.StringVar(&req.AWSAccount, "aws-account", "", "`ACCOUNT` id of short AWS references")
 	fs.StringVar(&req.AWSPartition, "aws-partition", "aws", "`PARTITION` of short AWS references")
-	fs.Var(&kms, "kms-key", "grant kms:Decrypt on the AWS KMS key `ARN` that encrypts the secrets (repeatable)")
+	fs.Var(&kms, "kms-key", "grant kms:Decrypt on the AWS KMS key `ARN` that encrypts the secrets or parameters (repeatable; jwe: keys are granted without it)")
 	fs.BoolVar(&req.NoBatch, "no-batch", false, "do not grant secretsmanager:BatchGetSecretValue")
 	fs.StringVar(&req.GoogleProject, "google-project", "", "`PROJECT` of short gcp:secretmanager: references")
 	fs.StringVar(&req.AzureVaultURL, "azure-key-vault-url", "", "key vault `URL` of short azure:keyvault: references (as AZURE_KEY_VAULT_URL)")
