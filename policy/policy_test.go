@@ -439,3 +439,27 @@ func TestJWEKeyGrants(t *testing.T) {
 		t.Errorf("an Azure key without the flags: %v", err)
 	}
 }
+
+// TestJWEDetect: a bare JWE is a reference only where the workload sets
+// SECRETS_INIT_JWE_DETECT=1, and a malformed long JWE is shown cut.
+func TestJWEDetect(t *testing.T) {
+	const bare = "eyJhbGciOiJSU0EtT0FFUC0yNTYiLCJlbmMiOiJBMjU2R0NNIiwia2lkIjoiaGN2YXVsdDovL3RyYW5zaXQva2V5cy9hcHAvdmVyc2lvbnMvMSJ9.AAAA.AAAA.AAAA.AAAA"
+	gen := func(env ...string) (string, []string) {
+		var uses []Use
+		for i := 0; i < len(env); i += 2 {
+			uses = append(uses, Use{File: "app.env", Workload: "dotenv", Var: env[i], Value: env[i+1]})
+		}
+		out, errs := Generate(Request{Uses: withContext(uses), Format: "vault", GroupBy: "none"})
+		return string(out), errs
+	}
+	if out, errs := gen("SEALED", bare); strings.Contains(out, "transit") || errs != nil {
+		t.Errorf("without detection: %q %q", out, errs)
+	}
+	if out, errs := gen("SEALED", bare, "SECRETS_INIT_JWE_DETECT", "1"); !strings.Contains(out, `path "transit/decrypt/app"`) || errs != nil {
+		t.Errorf("with detection: %q %q", out, errs)
+	}
+	_, errs := gen("BROKEN", "jwe:"+strings.Repeat("A", 40)+".AAAA.AAAA.AAAA.AAAA")
+	if len(errs) != 1 || !strings.Contains(errs[0], "BROKEN: jwe:AAAAAAAAAAAAAAAAAAAAAAAAAAAA…: malformed reference") {
+		t.Errorf("malformed: %q", errs)
+	}
+}
