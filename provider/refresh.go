@@ -56,7 +56,8 @@ func (r *Resolution) Variables() []Status {
 }
 
 // Refetch fetches targets again and applies every selector and option of
-// the variables that name them, as Resolve does. Only when all of that
+// the variables that name them (but not those with ?refresh=off, which
+// keep their first values), as Resolve does. Only when all of that
 // succeeds are the new values staged for Commit; otherwise nothing is, and
 // the error is a *Failure naming each variable. A target that no longer
 // exists is not a failure: its variables keep their values (Deleted), and
@@ -69,7 +70,7 @@ func (r *Resolution) Refetch(ctx context.Context, targets []Target) ([]Fetched, 
 	defer cancel()
 	var olds, news []*variable
 	for _, v := range r.vars {
-		if v.stat.Err == nil && slices.Contains(targets, v.ref.Target) {
+		if v.stat.Err == nil && v.ref.Opts.Refresh.Kind != ActOff && slices.Contains(targets, v.ref.Target) {
 			olds = append(olds, v)
 			news = append(news, &variable{index: v.index, name: v.name, ref: v.ref,
 				stat: Status{Name: v.name, Kind: v.ref.Kind, Reference: v.stat.Reference, Ref: v.ref}})
