@@ -23,7 +23,7 @@ const canary = "CANARY-7f3a9c-secret-value"
 // fakeClock is a clock the test moves.
 type fakeClock struct{ now time.Time }
 
-func (c *fakeClock) Now() time.Time                         { return c.now }
+func (c *fakeClock) Now() time.Time                       { return c.now }
 func (c *fakeClock) After(time.Duration) <-chan time.Time { return nil }
 
 // actor records what the Loop asks of the supervisor.
