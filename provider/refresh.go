@@ -210,3 +210,15 @@ func (r *Resolution) unstage() {
 		v.staged, v.next = false, nil
 	}
 }
+
+// UsageErrors returns the references of environ whose options are a usage
+// error rather than a failure to resolve: refresh=SIGNAL without ?file.
+func UsageErrors(environ, skip []string) []Status {
+	var out []Status
+	for _, v := range collect(environ, skip, false) {
+		if errors.Is(v.stat.Err, ErrSignalNeedsFile) {
+			out = append(out, v.stat)
+		}
+	}
+	return out
+}
