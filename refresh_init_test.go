@@ -381,3 +381,31 @@ func TestRefreshManyRestartsLeakNothing(t *testing.T) {
 		t.Errorf("%d open fds after %d restarts, %d before", after, restarts, before)
 	}
 }
+
+// A change that fails validation (the selected key is gone) keeps the
+// command running with its last good values, logs one value-free line a
+// round, and recovers once the secret is valid again.
+func TestRefreshFailureKeepsValues(t *testing.T) {
+	t.Parallel()
+	r := runRefresh(t, map[string]string{"db": `{"pw":"1-` + refreshCanary + `"}`}, []string{"PW=secretfile:DIR/db#pw"},
+		[]string{"--refresh", "1h", "--refresh-signal", "USR2"}, "PW")
+	r.waitRecords("the start", 1, "start")
+	r.write("db", `{"other":"`+refreshCanary+`"}`)
+	for i := 1; i <= 3; i++ {
+		r.signal(syscall.SIGUSR2)
+		r.waitStatus("a failed check", func(s refresh.Status) bool { return s.ConsecutiveFailures == i })
+	}
+	s, _ := r.readStatus()
+	if s.Variables[0].State != "error" || s.Counters.Failures != 3 || len(r.records("start")) != 1 {
+		t.Errorf("after 3 failed rounds: %+v, %d starts", s, len(r.records("start")))
+	}
+	if n := strings.Count(r.stderr.String(), `JSON key \"pw\" not in secret`); n != 3 {
+		t.Errorf("%d log lines for 3 failed rounds:\n%s", n, r.stderr)
+	}
+	r.write("db", `{"pw":"2-`+refreshCanary+`"}`)
+	r.signal(syscall.SIGUSR2)
+	if got := r.waitRecords("the restart", 2, "start")[1]; got[2] != "PW=2-"+refreshCanary {
+		t.Errorf("restart: %v", got)
+	}
+	r.waitStatus("recovery", func(s refresh.Status) bool { return s.ConsecutiveFailures == 0 && s.Variables[0].State == "ok" })
+}
