@@ -116,7 +116,7 @@ func runCommand(args []string) int {
 		Rewrite: o.Rewrite,
 		Log:     log,
 	}
-	startRefresh(o, log, res, &cmd)
+	defer startRefresh(o, log, res, &cmd)()
 	res.Env = nil
 	if o.Exec {
 		// No signal.Reset: execve gives caught signals their default

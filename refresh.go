@@ -45,10 +45,12 @@ func refreshUsage(environ, skip []string) int {
 }
 
 // startRefresh makes cmd restartable and starts the refresh loop, which
-// begins once the command has started.
-func startRefresh(o *options.Options, log *slog.Logger, res *provider.Resolution, cmd *supervisor.Command) {
+// begins once the command has started. The function it returns ends the
+// loop and waits for it, so that no file is being written when the
+// private directory is removed.
+func startRefresh(o *options.Options, log *slog.Logger, res *provider.Resolution, cmd *supervisor.Command) (stop func()) {
 	if !refreshOn(o) {
-		return
+		return func() {}
 	}
 	ctl := supervisor.NewControl(o.RefreshSignal)
 	cmd.Control, cmd.StopTimeout = ctl, o.StopTimeout
@@ -68,16 +70,21 @@ func startRefresh(o *options.Options, log *slog.Logger, res *provider.Resolution
 		Log:          log,
 		Actor:        ctl,
 	}, res)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		select {
 		case <-ctl.Started():
-		case <-ctl.Ended():
+		case <-ctx.Done():
 			return
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() { <-ctl.Ended(); cancel() }()
 		loop.Run(ctx, ctl.CheckNow())
 	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // checkPlans are the refresh columns of `check --refresh D`.
