@@ -34,6 +34,13 @@ type refreshRun struct {
 // directory), and testprog record LOG recordArgs... as the command.
 func runRefresh(t *testing.T, files map[string]string, refs []string, flags []string, recordArgs ...string) *refreshRun {
 	t.Helper()
+	return runRefreshNS(t, true, files, refs, flags, recordArgs...)
+}
+
+// runRefreshNS is runRefresh, as PID 1 of a namespace when ns is set,
+// else as an ordinary process (the laptop case).
+func runRefreshNS(t *testing.T, ns bool, files map[string]string, refs []string, flags []string, recordArgs ...string) *refreshRun {
+	t.Helper()
 	prog := buildTestprog(t)
 	r := &refreshRun{dir: t.TempDir()}
 	r.log, r.status = filepath.Join(r.dir, "record.log"), filepath.Join(r.dir, "status.json")
@@ -46,7 +53,7 @@ func runRefresh(t *testing.T, files map[string]string, refs []string, flags []st
 	}
 	args := append([]string{"--log-level", "debug", "--status-file", r.status}, flags...)
 	args = append(args, "--", prog, "record", r.log)
-	r.proc = startInit(t, true, env, append(args, recordArgs...)...)
+	r.proc = startInit(t, ns, env, append(args, recordArgs...)...)
 	t.Cleanup(func() {
 		for _, out := range []*lineLog{r.stdout, r.stderr} {
 			if strings.Contains(out.String(), refreshCanary) {
@@ -419,4 +426,26 @@ func TestRefreshFailureKeepsValues(t *testing.T) {
 		t.Errorf("restart: %v", got)
 	}
 	r.waitStatus("recovery", func(s refresh.Status) bool { return s.ConsecutiveFailures == 0 && s.Variables[0].State == "ok" })
+}
+
+// The stop signal is SIGTERM after --rewrite; and restarts work when
+// secrets-init is not PID 1 (a subreaper on a laptop).
+func TestRefreshStopSignalRewrittenAsSubreaper(t *testing.T) {
+	t.Parallel()
+	r := runRefreshNS(t, false, map[string]string{"db": "1"}, []string{"DB=secretfile:DIR/db"},
+		[]string{"--refresh", "1h", "--refresh-signal", "USR2", "--rewrite", "TERM:INT", "--stop-timeout", "100ms"}, "DB")
+	first := r.waitRecords("the start", 1, "start")[0]
+	r.write("db", "2")
+	r.signal(syscall.SIGUSR2)
+	starts := r.waitRecords("the restart", 2, "start")
+	if starts[1][2] != "DB=2" {
+		t.Errorf("restart: %v", starts[1])
+	}
+	if !hasRecord(r.records("sig"), "sig", first[1], "SIGINT") || hasRecord(r.records("sig"), "sig", first[1], "SIGTERM") {
+		t.Errorf("the old command got %v; want SIGINT (TERM rewritten), then SIGKILL", r.records("sig"))
+	}
+	info, err := readProc(atoi(t, starts[1][1]))
+	if err != nil || info.ppid != r.initPid() {
+		t.Errorf("the new command %+v (%v): want secrets-init (%d) as its parent", info, err, r.initPid())
+	}
 }

@@ -161,7 +161,7 @@ func (l *Loop) Step(ctx context.Context) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	l.now = l.cfg.Clock.Now()
-	if l.cfg.MaxStale > 0 && !l.now.Before(l.lastSuccess.Add(l.cfg.MaxStale)) {
+	if stale := l.staleAt(); !stale.IsZero() && !l.now.Before(stale) {
 		l.cfg.Log.Error("refresh: no check has succeeded within --max-stale; stopping the command",
 			"max_stale", l.cfg.MaxStale, "last_success", l.lastSuccess.UTC().Format(time.RFC3339))
 		l.stopped = true
@@ -200,8 +200,10 @@ func (l *Loop) CheckNow(ctx context.Context) {
 	}
 }
 
+// staleAt is when --max-stale stops the command (zero: never; also when
+// nothing is checked at all).
 func (l *Loop) staleAt() time.Time {
-	if l.cfg.MaxStale <= 0 {
+	if l.cfg.MaxStale <= 0 || l.nextCheck.IsZero() {
 		return time.Time{}
 	}
 	return l.lastSuccess.Add(l.cfg.MaxStale)

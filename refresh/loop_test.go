@@ -432,6 +432,18 @@ func TestMaxStale(t *testing.T) {
 	}
 }
 
+// Nothing to check: --max-stale never fires.
+func TestMaxStaleWithNothingToCheck(t *testing.T) {
+	h := start(t, Config{MaxStale: 10 * time.Minute}, map[string]string{"a": "1"}, "A=secretfile:DIR/a?refresh=off", "P=plain")
+	if wake, ok := h.loop.Step(context.Background()); !ok || !wake.IsZero() {
+		t.Errorf("Step = %v, %v; want never again", wake, ok)
+	}
+	h.clock.now = h.clock.now.Add(24 * time.Hour)
+	if _, ok := h.loop.Step(context.Background()); !ok || h.actor.stopped != 0 {
+		t.Errorf("stopped with nothing to check")
+	}
+}
+
 func TestOffIsNeverChecked(t *testing.T) {
 	h := start(t, Config{}, map[string]string{"a": "1", "b": "1"}, "A=secretfile:DIR/a?refresh=off", "B=secretfile:DIR/b")
 	write(t, filepath.Join(h.dir, "a"), "2")
