@@ -124,6 +124,9 @@ func Resolve(ctx context.Context, cfg Config, environ []string) (*Resolution, er
 	}
 	res.Env = childEnv(environ, vars, cfg)
 	if cfg.Refresh {
+		for _, v := range vars {
+			v.res = nil // the raw value: only what is delivered is kept
+		}
 		res.cfg, res.environ, res.vars = cfg, environ, vars
 	}
 	return res, nil
