@@ -66,7 +66,7 @@ func (c *counting) Detect(ctx context.Context, ts []provider.Target) []Seen {
 }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	clock  *fakeClock
 	actor  *actor
@@ -77,7 +77,7 @@ type harness struct {
 	status string
 }
 
-func write(t *testing.T, path, content string) {
+func write(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path+".tmp", []byte(content), 0o600); err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func write(t *testing.T, path, content string) {
 
 // start resolves environ (secretfile: references to files in dir, which
 // files names and fills) and makes a Loop of it.
-func start(t *testing.T, cfg Config, files map[string]string, environ ...string) *harness {
+func start(t testing.TB, cfg Config, files map[string]string, environ ...string) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, log: &bytes.Buffer{}}
 	for name, content := range files {
@@ -177,7 +177,7 @@ func (h *harness) readStatus() Status {
 
 // tmpfs is a temporary directory on tmpfs where there is one: the status
 // file is synced after each of thousands of rounds.
-func tmpfs(t *testing.T) string {
+func tmpfs(t testing.TB) string {
 	dir, err := os.MkdirTemp("/dev/shm", "refresh-test-")
 	if err != nil {
 		return t.TempDir()
