@@ -294,6 +294,7 @@ func (l *Loop) check(ctx context.Context) {
 	}
 	clear(l.errVars)
 	l.lastSuccess, l.failures = l.now, 0
+	l.cfg.Log.Debug("refresh: checked", "targets", len(l.targets), "changed", len(changed))
 	if staged := l.res.Staged(); len(staged) > 0 && l.actAt.IsZero() {
 		l.actAt = l.actTime(l.strongest(staged))
 	}
