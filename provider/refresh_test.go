@@ -209,3 +209,27 @@ func TestFilesSwitchAsOneSet(t *testing.T) {
 	}
 	t.Logf("%d consistent reads across 200 switches", reads.Load())
 }
+
+// --expand-json: a refreshed JSON object gives the new set of variables.
+func TestRefetchExpandJSON(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "db.json")
+	write(t, db, `{"USER":"app","PASSWORD":"`+canary+`"}`)
+	cfg := refreshConfig(t)
+	cfg.ExpandJSON = true
+	res, err := resolve(t, cfg, "DB=secretfile:"+db, "USER=explicit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Files.Remove() })
+	write(t, db, `{"USER":"app","PASSWORD":"new","PORT":5432}`)
+	if _, err := res.Refetch(context.Background(), []Target{res.Targets()[0].Ref.Target}); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err := res.Commit(); err != nil || len(ch) != 1 || ch[0].Name != "DB" {
+		t.Fatalf("Commit = %+v, %v", ch, err)
+	}
+	if envOf(res.Env, "PASSWORD") != "new" || envOf(res.Env, "PORT") != "5432" || envOf(res.Env, "USER") != "explicit" || envOf(res.Env, "DB") != "<unset>" {
+		t.Errorf("expanded after Commit: %q", res.Env)
+	}
+}
