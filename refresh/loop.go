@@ -105,6 +105,10 @@ func New(cfg Config, res *provider.Resolution) *Loop {
 			continue
 		}
 		det := cfg.Detectors[s.Ref.Kind]
+		if cfg.Interval <= 0 { // --refresh leases: no value is checked
+			l.unknown[s.Ref.Target] = true
+			continue
+		}
 		if det == nil {
 			l.unknown[s.Ref.Target] = true
 			skipped[s.Ref.Kind] = append(skipped[s.Ref.Kind], s.Name)

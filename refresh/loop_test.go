@@ -444,6 +444,20 @@ func TestMaxStaleWithNothingToCheck(t *testing.T) {
 	}
 }
 
+// --refresh leases checks no value: every variable is unchecked.
+func TestLeasesOnlyChecksNoValue(t *testing.T) {
+	h := start(t, Config{}, map[string]string{"a": "1"}, "A=secretfile:DIR/a")
+	cfg := h.loop.cfg
+	cfg.Interval = 0
+	l := New(cfg, h.res)
+	if wake, ok := l.Step(context.Background()); !ok || !wake.IsZero() || l.Status().Variables[0].State != "unchecked" {
+		t.Errorf("leases only: wake %v %v, status %+v", wake, ok, l.Status())
+	}
+	if strings.Contains(h.log.String(), "not checked yet") {
+		t.Errorf("a warning about stores with leases only:\n%s", h.log)
+	}
+}
+
 func TestOffIsNeverChecked(t *testing.T) {
 	h := start(t, Config{}, map[string]string{"a": "1", "b": "1"}, "A=secretfile:DIR/a?refresh=off", "B=secretfile:DIR/b")
 	write(t, filepath.Join(h.dir, "a"), "2")
