@@ -24,6 +24,10 @@ import (
 
 const refreshCanary = "CANARY-d41d8c-refresh"
 
+// quiet is an interval whose first, random, check practically never comes
+// during a test: tests that check on demand (--refresh-signal) use it.
+const quiet = "8760h"
+
 type refreshRun struct {
 	*proc
 	dir, log, status string
@@ -161,7 +165,7 @@ func TestRefreshSignalAfterFilesSwitched(t *testing.T) {
 	t.Parallel()
 	r := runRefresh(t, map[string]string{"tls": `{"cert":"c1","key":"k1-` + refreshCanary + `"}`},
 		[]string{"CERT=secretfile:DIR/tls#cert?file&refresh=HUP", "KEY=secretfile:DIR/tls#key?file&refresh=HUP"},
-		[]string{"--refresh", "1h", "--refresh-signal", "USR2"}, "CERT", "KEY")
+		[]string{"--refresh", quiet, "--refresh-signal", "USR2"}, "CERT", "KEY")
 	start := r.waitRecords("the start", 1, "start")[0]
 	if start[2] != "CERT=c1" || start[3] != "KEY=k1-"+refreshCanary {
 		t.Fatalf("start: %v", start)
@@ -190,7 +194,7 @@ func TestRefreshNoTornPair(t *testing.T) {
 	t.Parallel()
 	r := runRefresh(t, map[string]string{"tls": `{"cert":"0","key":"0"}`},
 		[]string{"CERT=secretfile:DIR/tls#cert?file", "KEY=secretfile:DIR/tls#key?file"},
-		[]string{"--refresh", "1h", "--refresh-signal", "USR2", "--on-file-change", "none"}, "CERT")
+		[]string{"--refresh", quiet, "--refresh-signal", "USR2", "--on-file-change", "none"}, "CERT")
 	start := r.waitRecords("the start", 1, "start")[0]
 	// The file's path, from the command's environment.
 	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", r.hostPid(atoi(t, start[1]))))
@@ -244,7 +248,7 @@ func TestRefreshNoTornPair(t *testing.T) {
 func TestRefreshStopTimeoutKillsGroup(t *testing.T) {
 	t.Parallel()
 	r := runRefresh(t, map[string]string{"db": "1"}, []string{"DB=secretfile:DIR/db"},
-		[]string{"--refresh", "1h", "--refresh-signal", "USR2", "--stop-timeout", "100ms"}, "--ignore-term", "DB")
+		[]string{"--refresh", quiet, "--refresh-signal", "USR2", "--stop-timeout", "100ms"}, "--ignore-term", "DB")
 	g := r.waitRecords("the grandchild", 1, "grandchild")[0]
 	r.waitRecords("the start", 1, "start")
 	child, err1 := readProc(r.hostPid(atoi(t, g[1])))
@@ -283,7 +287,7 @@ func exists(info procInfo) bool {
 func TestRefreshTermDuringRestart(t *testing.T) {
 	t.Parallel()
 	r := runRefresh(t, map[string]string{"db": "1"}, []string{"DB=secretfile:DIR/db"},
-		[]string{"--refresh", "1h", "--refresh-signal", "USR2"}, "--hold-term", "DB")
+		[]string{"--refresh", quiet, "--refresh-signal", "USR2"}, "--hold-term", "DB")
 	start := r.waitRecords("the start", 1, "start")[0]
 	r.write("db", "2")
 	r.signal(syscall.SIGUSR2)
@@ -339,9 +343,8 @@ func TestRefreshDeletedKeepsValue(t *testing.T) {
 // command is stopped and secrets-init exits 125.
 func TestRefreshMaxStale(t *testing.T) {
 	t.Parallel()
-	r := runRefresh(t, map[string]string{"db": "1"}, []string{"DB=secretfile:DIR/db"}, []string{"--refresh", "20ms", "--max-stale", "200ms"}, "DB")
+	r := runRefresh(t, map[string]string{"db": "1"}, []string{"DB=secretfile:DIR/db"}, []string{"--refresh", "20ms", "--max-stale", "1s"}, "DB")
 	start := r.waitRecords("the start", 1, "start")[0]
-	r.waitStatus("a check", checksAtLeast(1))
 	os.Remove(filepath.Join(r.dir, "db"))
 	if err := os.Mkdir(filepath.Join(r.dir, "db"), 0o755); err != nil {
 		t.Fatal(err)
@@ -361,7 +364,7 @@ func TestRefreshMaxStale(t *testing.T) {
 func TestRefreshManyRestartsLeakNothing(t *testing.T) {
 	t.Parallel()
 	r := runRefresh(t, map[string]string{"db": "0"}, []string{"DB=secretfile:DIR/db"},
-		[]string{"--refresh", "1h", "--refresh-signal", "USR2"}, "DB")
+		[]string{"--refresh", quiet, "--refresh-signal", "USR2"}, "DB")
 	r.waitRecords("the start", 1, "start")
 	init := r.initPid()
 	fdLinks := func() []string {
@@ -406,7 +409,7 @@ func TestRefreshManyRestartsLeakNothing(t *testing.T) {
 func TestRefreshFailureKeepsValues(t *testing.T) {
 	t.Parallel()
 	r := runRefresh(t, map[string]string{"db": `{"pw":"1-` + refreshCanary + `"}`}, []string{"PW=secretfile:DIR/db#pw"},
-		[]string{"--refresh", "1h", "--refresh-signal", "USR2"}, "PW")
+		[]string{"--refresh", quiet, "--refresh-signal", "USR2"}, "PW")
 	r.waitRecords("the start", 1, "start")
 	r.write("db", `{"other":"`+refreshCanary+`"}`)
 	for i := 1; i <= 3; i++ {
@@ -433,7 +436,7 @@ func TestRefreshFailureKeepsValues(t *testing.T) {
 func TestRefreshStopSignalRewrittenAsSubreaper(t *testing.T) {
 	t.Parallel()
 	r := runRefreshNS(t, false, map[string]string{"db": "1"}, []string{"DB=secretfile:DIR/db"},
-		[]string{"--refresh", "1h", "--refresh-signal", "USR2", "--rewrite", "TERM:INT", "--stop-timeout", "100ms"}, "DB")
+		[]string{"--refresh", quiet, "--refresh-signal", "USR2", "--rewrite", "TERM:INT", "--stop-timeout", "100ms"}, "DB")
 	first := r.waitRecords("the start", 1, "start")[0]
 	r.write("db", "2")
 	r.signal(syscall.SIGUSR2)
