@@ -97,6 +97,13 @@ func Exec(c Command) error {
 // from the terminal, secrets-init takes the terminal back and stops too,
 // so that the shell sees the job stop, and SIGCONT hands the terminal to
 // the child again.
+//
+// With c.Control (refresh), Run also obeys its orders: a restart sends the
+// stop signal (SIGTERM after Rewrite), SIGKILLs the group after
+// c.StopTimeout, reaps the command, kills what is left of its group and
+// starts the command again with the order's environment; SIGTERM or SIGINT
+// meanwhile makes Run return 128+N once the old command is gone, starting
+// nothing. A command that exits by itself still ends Run with its status.
 func Run(c Command, sigs chan os.Signal) (int, error) {
 	path, err := lookPath(c.Args[0])
 	if err != nil {
