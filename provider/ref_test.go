@@ -14,35 +14,6 @@ func TestSignalNeedsFileIsAUsageError(t *testing.T) {
 	}
 }
 
-func TestPinned(t *testing.T) {
-	for ref, want := range map[string]bool{
-		"aws:secretsmanager:db":                         false,
-		"aws:secretsmanager:db::AWSPREVIOUS":            false,
-		"aws:secretsmanager:db:::0a1b2c3d":              true,
-		"aws:ssm:/p":                                    false,
-		"aws:ssm:/p:7":                                  true,
-		"aws:ssm:/p:prod":                               false,
-		"gcp:secretmanager:s":                           false,
-		"gcp:secretmanager:s/versions/latest":           false,
-		"gcp:secretmanager:s/versions/prod":             false,
-		"gcp:secretmanager:s/versions/3":                true,
-		"vault:secret/app#k":                            false,
-		"vault:secret/app#k#2":                          true,
-		"azure:keyvault:n":                              false,
-		"azure:keyvault:n/0123abcd":                     true,
-		"secretfile:/run/secrets/x":                     false,
-		"@Microsoft.KeyVault(VaultName=v;SecretName=n)": false,
-	} {
-		r, _, err := Parse(ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Pinned() != want {
-			t.Errorf("%s: Pinned = %v, want %v", ref, r.Pinned(), want)
-		}
-	}
-}
-
 func TestParse(t *testing.T) {
 	const smARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"
 	tests := []struct {
