@@ -64,7 +64,8 @@ func startRefresh(o *options.Options, log *slog.Logger, res *provider.Resolution
 		Splay:        o.Splay,
 		MaxStale:     o.MaxStale,
 		StatusFile:   o.StatusFile,
-		Detectors:    map[provider.Kind]refresh.Detector{provider.File: refresh.FileDetector{FP: fingerprint()}},
+		Timeout:      o.Timeout,
+		Detectors:    detectors(o, log),
 		Clock:        refresh.RealClock{},
 		Rand:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		Log:          log,
@@ -85,6 +86,21 @@ func startRefresh(o *options.Options, log *slog.Logger, res *provider.Resolution
 		cancel()
 		<-done
 	}
+}
+
+// detectors are the change detections of the stores this binary has: a
+// keyed hash of secretfile: contents, and each other store's cheap
+// version call (with its fallback to reading values).
+func detectors(o *options.Options, log *slog.Logger) map[provider.Kind]refresh.Detector {
+	d := map[provider.Kind]refresh.Detector{provider.File: refresh.FileDetector{FP: fingerprint()}}
+	limit := provider.NewLimiter(o.Concurrency)
+	for kind, open := range openers(o) {
+		if kind != provider.File && open != nil {
+			d[kind] = &refresh.StoreDetector{Kind: kind, Open: open, FP: fingerprint(), Log: log,
+				Settings: provider.Settings{Log: log, Limit: limit}}
+		}
+	}
+	return d
 }
 
 // checkPlans are the refresh columns of `check --refresh D`.

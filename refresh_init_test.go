@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/secrets-init/secrets-init/internal/options"
+	"github.com/secrets-init/secrets-init/provider/aws/awsfake"
 	"github.com/secrets-init/secrets-init/refresh"
 )
 
@@ -45,13 +46,19 @@ func runRefresh(t *testing.T, files map[string]string, refs []string, flags []st
 // else as an ordinary process (the laptop case).
 func runRefreshNS(t *testing.T, ns bool, files map[string]string, refs []string, flags []string, recordArgs ...string) *refreshRun {
 	t.Helper()
+	return runRefreshEnv(t, ns, nil, files, refs, flags, recordArgs...)
+}
+
+// runRefreshEnv is runRefreshNS with more variables in the environment.
+func runRefreshEnv(t *testing.T, ns bool, extra []string, files map[string]string, refs []string, flags []string, recordArgs ...string) *refreshRun {
+	t.Helper()
 	prog := buildTestprog(t)
 	r := &refreshRun{dir: t.TempDir()}
 	r.log, r.status = filepath.Join(r.dir, "record.log"), filepath.Join(r.dir, "status.json")
 	for name, content := range files {
 		r.write(name, content)
 	}
-	env := []string{stdPath, options.TestRefreshFloor + "=1ms"}
+	env := append([]string{stdPath, options.TestRefreshFloor + "=1ms"}, extra...)
 	for _, ref := range refs {
 		env = append(env, strings.ReplaceAll(ref, "DIR", r.dir))
 	}
@@ -450,5 +457,39 @@ func TestRefreshStopSignalRewrittenAsSubreaper(t *testing.T) {
 	info, err := readProc(atoi(t, starts[1][1]))
 	if err != nil || info.ppid != r.initPid() {
 		t.Errorf("the new command %+v (%v): want secrets-init (%d) as its parent", info, err, r.initPid())
+	}
+}
+
+// A Secrets Manager rotation on the wire-level AWS fake: one DescribeSecret
+// per check, and a restart with the new value.
+func TestRefreshAWSRotation(t *testing.T) {
+	t.Parallel()
+	f := awsfake.New()
+	t.Cleanup(f.Close)
+	f.PutSecret("eu-west-1", "db", awsfake.Secret{String: `{"password":"one-` + refreshCanary + `"}`})
+	extra := []string{"AWS_REGION=eu-west-1"}
+	for k, v := range f.Env() {
+		extra = append(extra, k+"="+v)
+	}
+	r := runRefreshEnv(t, true, extra, nil, []string{"PW=aws:secretsmanager:db:password"},
+		[]string{"--refresh", quiet, "--refresh-signal", "USR2"}, "PW")
+	if got := r.waitRecords("the start", 1, "start")[0]; got[2] != "PW=one-"+refreshCanary {
+		t.Fatalf("start: %v", got)
+	}
+	for i := 1; i <= 3; i++ {
+		r.signal(syscall.SIGUSR2)
+		r.waitStatus("a check", checksAtLeast(i))
+	}
+	if n := f.Count("DescribeSecret"); n != 3 {
+		t.Errorf("%d DescribeSecret calls in 3 checks", n)
+	}
+	f.Rotate("eu-west-1", "db", awsfake.Secret{String: `{"password":"two-` + refreshCanary + `"}`})
+	r.signal(syscall.SIGUSR2)
+	if got := r.waitRecords("the restart", 2, "start")[1]; got[2] != "PW=two-"+refreshCanary {
+		t.Errorf("restart: %v", got)
+	}
+	s := r.waitStatus("the status after the restart", func(s refresh.Status) bool { return s.Counters.Restarts == 1 })
+	if v := s.Variables[0]; v.Store != "aws-secretsmanager" || v.State != "ok" || v.Version == "" || strings.HasPrefix(v.Version, "hmac:") {
+		t.Errorf("status: %+v", v)
 	}
 }

@@ -40,8 +40,12 @@ type Detector interface {
 // Seen is what a Detector found for one target.
 type Seen struct {
 	Version string // the version now: an id, or a fingerprint
-	Deleted bool   // the secret no longer exists
-	Err     error  // the check failed; never holds a value
+	// ByFingerprint: Version is a fingerprint of the value, although the
+	// Detector otherwise reports version ids (it read the value instead).
+	ByFingerprint bool
+	Deleted       bool  // the secret no longer exists
+	Unchecked     bool  // it cannot be checked (no versions, and reading it is not safe)
+	Err           error // the check failed; never holds a value
 }
 
 // Fingerprint is a keyed hash of values, with a key made for this process

@@ -34,6 +34,7 @@ type Config struct {
 	OnChange     provider.Action // for a value in the environment
 	OnFileChange provider.Action // for a ?file value
 	Splay        time.Duration   // a random wait in [0, Splay] before acting
+	Timeout      time.Duration   // bounds each round's checks (--timeout; 0: none)
 	MaxStale     time.Duration   // stop with ExitStale when no check succeeded for this long (0: never)
 	StatusFile   string          // "" for none
 	Detectors    map[provider.Kind]Detector
@@ -48,11 +49,12 @@ const ExitStale = 125
 
 // target is one distinct fetch target that the Loop checks.
 type target struct {
-	t       provider.Target
-	det     Detector
-	version string // what the detector saw last (or what was fetched)
-	checked time.Time
-	state   string // ok, stale, deleted, error
+	t           provider.Target
+	det         Detector
+	version     string // the store's version id last seen or fetched
+	fingerprint string // the fingerprint of the value last fetched
+	checked     time.Time
+	state       string // ok, stale, deleted, error
 }
 
 // Loop is the refresh loop of one run.
@@ -114,17 +116,13 @@ func New(cfg Config, res *provider.Resolution) *Loop {
 			skipped[s.Ref.Kind] = append(skipped[s.Ref.Kind], s.Name)
 			continue
 		}
-		version := s.Version
-		if det.ByFingerprint() {
-			version = s.Fingerprint
-		}
-		t := &target{t: s.Ref.Target, det: det, version: version, state: "ok"}
+		t := &target{t: s.Ref.Target, det: det, version: s.Version, fingerprint: s.Fingerprint, state: "ok"}
 		l.targets = append(l.targets, t)
 		l.byT[t.t] = t
 	}
 	for _, k := range provider.Kinds {
 		if names := skipped[k]; len(names) > 0 {
-			cfg.Log.Warn("refresh: this store's references are not checked yet (only secretfile: ones are); see docs/refresh.md",
+			cfg.Log.Warn("refresh: this build has no change detection for this store; its references are not checked",
 				"store", k.String(), "variables", strings.Join(names, ","))
 		}
 	}
@@ -225,6 +223,11 @@ func (l *Loop) check(ctx context.Context) {
 	l.counters.Checks++
 	l.lastCheck = l.now
 	defer l.writeStatus()
+	if l.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.cfg.Timeout)
+		defer cancel()
+	}
 	byDet := map[Detector][]*target{}
 	var dets []Detector
 	for _, t := range l.targets {
@@ -252,12 +255,14 @@ func (l *Loop) check(ctx context.Context) {
 			case s.Err != nil:
 				t.state = "stale"
 				problems = append(problems, t.t.Kind.String()+" "+t.t.Name+": "+oneLine(s.Err))
+			case s.Unchecked:
+				t.state = "unchecked"
 			case s.Deleted:
 				if t.state != "deleted" {
 					l.cfg.Log.Warn("refresh: a secret was deleted; its variables keep their last values", "store", t.t.Kind.String(), "secret", t.t.Name)
 				}
 				t.state = "deleted"
-			case s.Version != t.version:
+			case s.Version != t.seenAs(s):
 				changed = append(changed, t.t)
 				t.state = "ok"
 			default:
@@ -289,10 +294,8 @@ func (l *Loop) check(ctx context.Context) {
 			switch {
 			case f.Deleted:
 				t.state = "deleted"
-			case t.det.ByFingerprint():
-				t.version = f.Fingerprint
 			default:
-				t.version = f.Version
+				t.version, t.fingerprint = f.Version, f.Fingerprint
 			}
 		}
 	}
@@ -302,6 +305,15 @@ func (l *Loop) check(ctx context.Context) {
 	if staged := l.res.Staged(); len(staged) > 0 && l.actAt.IsZero() {
 		l.actAt = l.actTime(l.strongest(staged))
 	}
+}
+
+// seenAs is what a Seen's Version is compared with: the fingerprint or
+// the version id of the value last fetched.
+func (t *target) seenAs(s Seen) string {
+	if s.ByFingerprint || t.det.ByFingerprint() {
+		return t.fingerprint
+	}
+	return t.version
 }
 
 // fail records a failed round: the command keeps its last good values.

@@ -91,6 +91,13 @@ func write(t testing.TB, path, content string) {
 // files names and fills) and makes a Loop of it.
 func start(t testing.TB, cfg Config, files map[string]string, environ ...string) *harness {
 	t.Helper()
+	return startWith(t, cfg, nil, files, environ...)
+}
+
+// startWith is start with more stores than secretfile:, each checked by a
+// StoreDetector.
+func startWith(t testing.TB, cfg Config, stores map[provider.Kind]provider.Opener, files map[string]string, environ ...string) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, log: &bytes.Buffer{}}
 	for name, content := range files {
 		write(t, filepath.Join(h.dir, name), content)
@@ -99,8 +106,12 @@ func start(t testing.TB, cfg Config, files map[string]string, environ ...string)
 		environ[i] = strings.ReplaceAll(kv, "DIR", h.dir)
 	}
 	fp := NewFingerprint()
+	openers := map[provider.Kind]provider.Opener{provider.File: provider.OpenFile}
+	for k, o := range stores {
+		openers[k] = o
+	}
 	res, err := provider.Resolve(context.Background(), provider.Config{
-		Stores: map[provider.Kind]provider.Opener{provider.File: provider.OpenFile}, Concurrency: 4,
+		Stores: openers, Concurrency: 4, Timeout: 30 * time.Second,
 		FileDir: t.TempDir(), Refresh: true, Fingerprint: fp.Of,
 	}, environ)
 	if err != nil {
@@ -122,6 +133,10 @@ func start(t testing.TB, cfg Config, files map[string]string, environ ...string)
 	}
 	cfg.StatusFile = h.status
 	cfg.Detectors = map[provider.Kind]Detector{provider.File: h.det}
+	for k, o := range stores {
+		cfg.Detectors[k] = &StoreDetector{Kind: k, Open: o, FP: fp, Log: slog.New(slog.NewTextHandler(h.log, nil)),
+			Settings: provider.Settings{Log: slog.New(slog.NewTextHandler(h.log, nil)), Limit: provider.NewLimiter(4)}}
+	}
 	cfg.Clock, cfg.Actor = h.clock, h.actor
 	cfg.Rand = rand.New(rand.NewPCG(1, 2))
 	cfg.Log = slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -453,7 +468,7 @@ func TestLeasesOnlyChecksNoValue(t *testing.T) {
 	if wake, ok := l.Step(context.Background()); !ok || !wake.IsZero() || l.Status().Variables[0].State != "unchecked" {
 		t.Errorf("leases only: wake %v %v, status %+v", wake, ok, l.Status())
 	}
-	if strings.Contains(h.log.String(), "not checked yet") {
+	if strings.Contains(h.log.String(), "no change detection") {
 		t.Errorf("a warning about stores with leases only:\n%s", h.log)
 	}
 }

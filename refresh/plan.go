@@ -17,11 +17,11 @@ type Method struct {
 
 // Methods are the change detections of SPEC §8, per store.
 var Methods = map[provider.Kind]Method{
-	provider.SecretsManager: {How: "DescribeSecret (secretsmanager:DescribeSecret), then GetSecretValue of a new version", PerRound: 1},
-	provider.SSM:            {How: "GetParameters versions, 10 a call (ssm:GetParameters)", PerRound: 0.1},
-	provider.Google:         {How: "GetSecretVersion of latest (secretmanager.versions.get)", PerRound: 1},
-	provider.Azure:          {How: "GetSecret's version id (secrets/get)", PerRound: 1},
-	provider.Vault:          {How: "KV v2 metadata current_version (read on the metadata path); leases renewed", PerRound: 1},
+	provider.SecretsManager: {How: "DescribeSecret (secretsmanager:DescribeSecret); if denied, the value and a keyed hash", Implemented: true, PerRound: 1},
+	provider.SSM:            {How: "GetParameters versions, 10 a call, no decryption (ssm:GetParameters)", Implemented: true, PerRound: 0.1},
+	provider.Google:         {How: "GetSecretVersion of latest or the alias, no payload (secretmanager.versions.get)", Implemented: true, PerRound: 1},
+	provider.Azure:          {How: "GetSecret of the current version, for its version id (secrets/get)", Implemented: true, PerRound: 1},
+	provider.Vault:          {How: "KV v2 metadata current_version (read on the metadata path); KV v1 and dynamic secrets are not checked", Implemented: true, PerRound: 1},
 	provider.File:           {How: "keyed hash of the file's content (a read, no API call)", Implemented: true, PerRound: 0},
 }
 
