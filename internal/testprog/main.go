@@ -458,7 +458,8 @@ func record(log string, args []string) {
 	appendLine(fmt.Sprintf("start %d%s", pid, values()))
 	go func() {
 		for range time.Tick(5 * time.Millisecond) {
-			if b, err := os.ReadFile(log + ".exit"); err == nil {
+			// An empty file is one being written: wait for its code.
+			if b, err := os.ReadFile(log + ".exit"); err == nil && strings.TrimSpace(string(b)) != "" {
 				os.Exit(atoi(strings.TrimSpace(string(b))))
 			}
 		}
