@@ -30,8 +30,13 @@ func check(args []string) int {
 		return code
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VARIABLE\tSTORE\tREFERENCE\tVERSION\tSTATUS\tLATENCY")
-	for _, s := range res.Report {
+	header := "VARIABLE\tSTORE\tREFERENCE\tVERSION\tSTATUS\tLATENCY"
+	if o.Refresh > 0 {
+		header += "\tCALLS/MONTH\tREFRESH"
+	}
+	fmt.Fprintln(tw, header)
+	plans := refreshPlans(o, res.Report)
+	for i, s := range res.Report {
 		status := "ok"
 		switch {
 		case s.Err != nil:
@@ -43,9 +48,10 @@ func check(args []string) int {
 		if s.Kind != 0 {
 			kind = s.Kind.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, kind, s.Reference, orDash(s.Version), status, s.Latency.Round(time.Millisecond))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%s\n", s.Name, kind, s.Reference, orDash(s.Version), status, s.Latency.Round(time.Millisecond), plans.column(i))
 	}
 	tw.Flush()
+	plans.summary(o)
 	if err != nil {
 		var f *provider.Failure
 		if errors.As(err, &f) {

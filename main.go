@@ -116,6 +116,7 @@ func runCommand(args []string) int {
 		Rewrite: o.Rewrite,
 		Log:     log,
 	}
+	defer startRefresh(o, log, res, &cmd)()
 	res.Env = nil
 	if o.Exec {
 		// No signal.Reset: execve gives caught signals their default

@@ -32,6 +32,9 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 		fmt.Fprintf(os.Stderr, "secrets-init: %v\n", err)
 		return nil, exitFailed, nil
 	}
+	if code := refreshUsage(environ, o.Skip); code != 0 {
+		return nil, code, nil
+	}
 	cfg := provider.Config{
 		Stores:        openers(o),
 		Settings:      provider.Settings{Log: log},
@@ -45,6 +48,7 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 		DryRun:        dryRun,
 		DetectJWE:     detectJWE,
 	}
+	refreshConfig(o, &cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	type result struct {

@@ -23,6 +23,14 @@ type Config struct {
 	DryRun        bool            // check: resolve, but write no file
 	FileDir       string          // where ?file's private directory goes (empty: /dev/shm or $TMPDIR)
 	DetectJWE     bool            // SECRETS_INIT_JWE_DETECT: a bare JWE value is a jwe: reference
+	// Refresh keeps what later rounds need (see Refetch), and puts the
+	// private ?file files behind a directory symlink that switches them
+	// as one set.
+	Refresh bool
+	// Fingerprint, when set, is applied to every value as fetched; its
+	// result is Status.Fingerprint. It must be a keyed hash, so that it
+	// tells nothing about the value.
+	Fingerprint func(value []byte) string
 }
 
 // Status is the value-free outcome of one variable, for `check`.
@@ -34,6 +42,10 @@ type Status struct {
 	Err       error         // nil: resolved
 	Missing   bool          // left unset: optional and not found
 	Latency   time.Duration // how long its store took
+	Ref       Ref           // the parsed reference (zero when malformed)
+	// Fingerprint is Config.Fingerprint of the value as fetched, before
+	// any selector ("" without one).
+	Fingerprint string
 }
 
 // Reason is why the variable failed, on one line ("" when it did not).
@@ -49,6 +61,11 @@ type Resolution struct {
 	Env    []string // the child's environment
 	Files  *Files   // files written for ?file; Remove them on exit
 	Report []Status // one per reference, in environment order
+
+	// With Config.Refresh, what Refetch and Commit need.
+	cfg     Config
+	environ []string
+	vars    []*variable
 }
 
 // Failure reports every variable that failed. Its Error has one line per
@@ -65,31 +82,29 @@ func (f *Failure) Error() string {
 
 // variable is one environment entry being resolved.
 type variable struct {
-	index int // in environ
-	name  string
-	ref   Ref
-	value []byte
-	res   *Result
-	stat  Status
+	index   int // in environ
+	name    string
+	ref     Ref
+	value   []byte // what the environment gets: the value, or its file's path
+	content []byte // what is delivered: the value, in the environment or its file
+	path    string // a private ?file's path, which never changes
+	res     *Result
+	stat    Status
+
+	staged bool   // next is to be delivered at the next Commit
+	next   []byte // the new content
 }
 
 // Resolve finds the references in environ (NAME=VALUE entries), resolves
 // them and returns the child's environment. On any failure it returns a
 // *Failure naming every failed variable, and no files remain.
 func Resolve(ctx context.Context, cfg Config, environ []string) (*Resolution, error) {
-	var cause error // of the deadline: nil is context.DeadlineExceeded
-	if cfg.Timeout > 0 {
-		if d, ok := ctx.Deadline(); !ok || time.Until(d) > cfg.Timeout {
-			cause = deadlineError{cfg.Timeout}
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, cfg.Timeout, cause)
-		defer cancel()
-	}
+	ctx, cause, cancel := withTimeout(ctx, cfg.Timeout)
+	defer cancel()
 	vars := collect(environ, cfg.Skip, cfg.DetectJWE)
 	fetch(ctx, cause, cfg, vars)
 
-	res := &Resolution{Files: &Files{dir: cfg.FileDir}}
+	res := &Resolution{Files: &Files{dir: cfg.FileDir, switchSet: cfg.Refresh}}
 	var failed []Status
 	for _, v := range vars {
 		if v.stat.Err == nil && !v.stat.Missing {
@@ -108,6 +123,12 @@ func Resolve(ctx context.Context, cfg Config, environ []string) (*Resolution, er
 		return res, &Failure{Vars: failed}
 	}
 	res.Env = childEnv(environ, vars, cfg)
+	if cfg.Refresh {
+		for _, v := range vars {
+			v.res = nil // the raw value: only what is delivered is kept
+		}
+		res.cfg, res.environ, res.vars = cfg, environ, vars
+	}
 	return res, nil
 }
 
@@ -128,7 +149,7 @@ func collect(environ []string, skip []string, detectJWE bool) []*variable {
 			continue
 		}
 		v := &variable{index: i, name: name, ref: ref}
-		v.stat = Status{Name: name, Kind: ref.Kind, Reference: value, Err: err}
+		v.stat = Status{Name: name, Kind: ref.Kind, Reference: value, Err: err, Ref: ref}
 		switch {
 		case ref.Kind == JWE:
 			v.stat.Reference = shortJWE(ref)
@@ -142,6 +163,21 @@ func collect(environ []string, skip []string, detectJWE bool) []*variable {
 		vars = append(vars, v)
 	}
 	return vars
+}
+
+// withTimeout bounds ctx by timeout (--timeout; 0: no bound) and returns
+// the deadline's cause: nil means context.DeadlineExceeded (an earlier
+// deadline of ctx's own).
+func withTimeout(ctx context.Context, timeout time.Duration) (context.Context, error, context.CancelFunc) {
+	if timeout <= 0 {
+		return ctx, nil, func() {}
+	}
+	var cause error
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > timeout {
+		cause = deadlineError{timeout}
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, cause)
+	return ctx, cause, cancel
 }
 
 // fetch resolves the distinct targets of vars, every store at once. cause
@@ -203,6 +239,9 @@ wait:
 		}
 		r := a.results[slot[v.ref.Target]]
 		v.res, v.stat.Latency, v.stat.Version = &r, a.latency, r.Version
+		if cfg.Fingerprint != nil && r.Value != nil {
+			v.stat.Fingerprint = cfg.Fingerprint(r.Value)
+		}
 		switch {
 		case r.Err != nil:
 			v.stat.Err = contextError(ctx, r.Err)
@@ -321,7 +360,7 @@ func (v *variable) finish(cfg Config) error {
 	if !o.File && slices.Contains(val, 0) {
 		return errors.New("the value contains a NUL byte, which an environment variable cannot hold: deliver it with ?file")
 	}
-	v.value = val
+	v.value, v.content = val, val
 	if cfg.ExpandJSON && v.ref.Key == "" && !o.File && isJSONObject(val) {
 		if _, err := expandJSON(v.name, val); err != nil {
 			return err
@@ -334,8 +373,22 @@ func (v *variable) finish(cfg Config) error {
 // file could not be written.
 func writeFiles(vars []*variable, files *Files) []Status {
 	var failed []Status
+	set := map[string][]byte{}
+	var inSet []*variable
 	for _, v := range vars {
 		if v.stat.Err != nil || v.stat.Missing || !v.ref.Opts.File {
+			continue
+		}
+		if files.switchSet && v.ref.Opts.FilePath == "" {
+			path, err := files.reserve(v.name)
+			if err != nil {
+				v.stat.Err = err
+				failed = append(failed, v.stat)
+				continue
+			}
+			v.path, v.value = path, []byte(path)
+			set[path] = v.content
+			inSet = append(inSet, v)
 			continue
 		}
 		path, err := files.Write(v.name, v.ref.Opts.FilePath, v.value)
@@ -345,6 +398,14 @@ func writeFiles(vars []*variable, files *Files) []Status {
 			continue
 		}
 		v.value = []byte(path)
+	}
+	if len(set) > 0 {
+		if err := files.writeSet(set); err != nil {
+			for _, v := range inSet {
+				v.stat.Err = err
+				failed = append(failed, v.stat)
+			}
+		}
 	}
 	return failed
 }

@@ -18,6 +18,8 @@ func FuzzParse(f *testing.F) {
 		"@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/n/)",
 		"secretfile:/run/secrets/x#k?file", "plain", "arn:aws:s3:::b",
 		"jwe:" + compact + "#k?key=file:/a%26b&trim", "jwe:" + flat + "#k?optional", compact, flat,
+		"secretfile:/x?file&refresh=HUP", "secretfile:/x?refresh=off", "aws:ssm:/p?refresh=none&trim",
+		"secretfile:/x?file=/y&refresh=SIGUSR1", "secretfile:/x?file&refresh=40", "secretfile:/x?refresh=HUP",
 	} {
 		f.Add(s)
 	}

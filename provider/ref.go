@@ -82,6 +82,7 @@ type Options struct {
 	Optional bool   // a secret that does not exist leaves the variable unset
 	Base64   bool   // encoding=base64: the stored value is base64
 	Trim     bool   // strip one trailing newline
+	Refresh  Action // refresh=: what a change does (ActDefault: the flags decide)
 }
 
 // A Ref is a parsed secret reference.
@@ -229,13 +230,24 @@ func parseOptions(s string) (Options, string, error) {
 				return Options{}, "", err
 			}
 			keyURI = k
+		case name == "refresh" && hasArg:
+			a, err := ParseAction(arg, true, true)
+			if err != nil {
+				return Options{}, "", fmt.Errorf("option refresh=: %w", err)
+			}
+			o.Refresh = a
+		case name == "refresh":
+			return Options{}, "", errors.New("option refresh needs a value: refresh=restart, a signal, none or off")
 		case name == "optional" || name == "trim":
 			return Options{}, "", fmt.Errorf("option %q takes no value", name)
 		case name == "":
 			return Options{}, "", errors.New("empty option")
 		default:
-			return Options{}, "", fmt.Errorf("unknown option %q (known: file, file=PATH, optional, encoding=base64, trim, and key=KEYURI for jwe:)", name)
+			return Options{}, "", fmt.Errorf("unknown option %q (known: file, file=PATH, optional, encoding=base64, trim, refresh=ACTION, and key=KEYURI for jwe:)", name)
 		}
+	}
+	if o.Refresh.Kind == ActSignal && !o.File {
+		return Options{}, "", ErrSignalNeedsFile
 	}
 	return o, keyURI, nil
 }
@@ -582,6 +594,9 @@ func (r Ref) String() string {
 	}
 	if r.KeyURI != "" {
 		opts = append(opts, "key="+escapeKeyURI(r.KeyURI))
+	}
+	if r.Opts.Refresh.Kind != ActDefault {
+		opts = append(opts, "refresh="+r.Opts.Refresh.String())
 	}
 	if len(opts) > 0 {
 		b.WriteString("?" + strings.Join(opts, "&"))

@@ -1,9 +1,18 @@
 package provider
 
 import (
+	"errors"
 	"strings"
+	"syscall"
 	"testing"
 )
+
+func TestSignalNeedsFileIsAUsageError(t *testing.T) {
+	_, ok, err := Parse("secretfile:/x?refresh=HUP")
+	if !ok || !errors.Is(err, ErrSignalNeedsFile) {
+		t.Fatalf("Parse = ok %v, err %v; want ErrSignalNeedsFile", ok, err)
+	}
+}
 
 func TestParse(t *testing.T) {
 	const smARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"
@@ -58,6 +67,15 @@ func TestParse(t *testing.T) {
 		{"secretfile:/run/secrets/db", Ref{Target: Target{Kind: File, Name: "/run/secrets/db"}}},
 		{"secretfile:relative/db.json#password", Ref{Target: Target{Kind: File, Name: "relative/db.json"}, Key: "password"}},
 		{"secretfile:/k.b64?file=/etc/app/keystore.p12&encoding=base64", Ref{Target: Target{Kind: File, Name: "/k.b64"}, Opts: Options{File: true, FilePath: "/etc/app/keystore.p12", Base64: true}}},
+
+		// refresh=.
+		{"secretfile:/tls#cert?file&refresh=HUP", Ref{Target: Target{Kind: File, Name: "/tls"}, Key: "cert", Opts: Options{File: true, Refresh: Action{Kind: ActSignal, Signal: syscall.SIGHUP}}}},
+		{"secretfile:/tls?file=/x&refresh=SIGUSR1", Ref{Target: Target{Kind: File, Name: "/tls"}, Opts: Options{File: true, FilePath: "/x", Refresh: Action{Kind: ActSignal, Signal: syscall.SIGUSR1}}}},
+		{"secretfile:/tls?refresh=15&file", Ref{Target: Target{Kind: File, Name: "/tls"}, Opts: Options{File: true, Refresh: Action{Kind: ActSignal, Signal: syscall.SIGTERM}}}},
+		{"secretfile:/tls?file&refresh=40", Ref{Target: Target{Kind: File, Name: "/tls"}, Opts: Options{File: true, Refresh: Action{Kind: ActSignal, Signal: 40}}}},
+		{"aws:ssm:/db?refresh=off", Ref{Target: Target{Kind: SSM, Name: "/db"}, Opts: Options{Refresh: Action{Kind: ActOff}}}},
+		{"vault:db#k?refresh=none", Ref{Target: Target{Kind: Vault, Name: "db"}, Key: "k", Opts: Options{Refresh: Action{Kind: ActNone}}}},
+		{"gcp:secretmanager:s?refresh=restart", Ref{Target: Target{Kind: Google, Name: "s"}, Opts: Options{Refresh: Action{Kind: ActRestart}}}},
 	}
 	for _, tt := range tests {
 		got, ok, err := Parse(tt.in)
@@ -125,6 +143,12 @@ func TestParseMalformed(t *testing.T) {
 		{"secretfile:/x?trim=1", "takes no value"},
 		{"secretfile:/x?file=", "needs a path"},
 		{"secretfile:/x?", "empty option"},
+		{"secretfile:/x?refresh=HUP", "needs ?file"},
+		{"secretfile:/x?refresh", "needs a value"},
+		{"secretfile:/x?file&refresh=KILL", "cannot be used"},
+		{"secretfile:/x?file&refresh=0", "cannot be used"},
+		{"secretfile:/x?file&refresh=NOPE", "unknown signal"},
+		{"secretfile:/x?refresh=restart&refresh=off", "given twice"},
 	}
 	for _, tt := range tests {
 		_, ok, err := Parse(tt.in)

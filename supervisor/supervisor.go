@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/secrets-init/secrets-init/reaper"
 	"github.com/secrets-init/secrets-init/signals"
@@ -25,6 +26,11 @@ type Command struct {
 	Child   bool            // forward signals to the child alone, not its group
 	Rewrite signals.Rewrite // signals to forward as others
 	Log     *slog.Logger
+
+	// With refresh (SPEC §8): the orders of the refresh loop, and the time
+	// a command being restarted gets between the stop signal and SIGKILL.
+	Control     *Control
+	StopTimeout time.Duration
 }
 
 // A StartError is a command that could not be started; Code is the exit
@@ -91,23 +97,29 @@ func Exec(c Command) error {
 // from the terminal, secrets-init takes the terminal back and stops too,
 // so that the shell sees the job stop, and SIGCONT hands the terminal to
 // the child again.
+//
+// With c.Control (refresh), Run also obeys its orders: a restart sends the
+// stop signal (SIGTERM after Rewrite), SIGKILLs the group after
+// c.StopTimeout, reaps the command, kills what is left of its group and
+// starts the command again with the order's environment; SIGTERM or SIGINT
+// meanwhile makes Run return 128+N once the old command is gone, starting
+// nothing. A command that exits by itself still ends Run with its status.
 func Run(c Command, sigs chan os.Signal) (int, error) {
 	path, err := lookPath(c.Args[0])
 	if err != nil {
 		return 0, err
 	}
+	if c.Control != nil {
+		defer close(c.Control.ended)
+	}
 	tty := signals.Foreground(0)
-	attr := &syscall.SysProcAttr{Setpgid: true, Foreground: tty, Ctty: 0}
-	pid, err := syscall.ForkExec(path, c.Args, &syscall.ProcAttr{
-		Env:   c.Env,
-		Files: []uintptr{0, 1, 2},
-		Sys:   attr,
-	})
+	pid, err := start(path, c.Args, c.Env, tty)
 	if err != nil {
-		return 0, startError(c.Args[0], err)
+		return 0, err
 	}
 	c.Env = nil // the values: the supervisor keeps none
 	c.Log.Debug("started", "pid", pid, "command", c.Args[0], "tty", tty)
+	c.Control.started(pid)
 	exits := reaper.Watch(pid, tty)
 	go func() {
 		signal.Notify(sigs, signals.Realtime...)
@@ -115,15 +127,43 @@ func Run(c Command, sigs chan os.Signal) (int, error) {
 		// the OS, off the command's path, for the long wait.
 		debug.FreeOSMemory()
 	}()
-	suspended := false // stopped by a job-control signal, until SIGCONT
+	var orders <-chan Order
+	if c.Control != nil {
+		orders = c.Control.orders
+	}
+	var stopping *Order       // a restart or a stop under way (refresh)
+	var kill <-chan time.Time // when to SIGKILL the group being stopped
+	suspended := false        // stopped by a job-control signal, until SIGCONT
 	for {
 		select {
 		case ws, ok := <-exits:
 			if !ok {
 				return 0, errors.New("lost track of the child")
 			}
-			if ws.Exited() || ws.Signaled() {
+			if (ws.Exited() || ws.Signaled()) && stopping == nil {
 				return reaper.ExitCode(ws), nil
+			}
+			if ws.Exited() || ws.Signaled() {
+				// The command stopped for a restart (or --max-stale): what
+				// is left of its group goes too, then the new one starts.
+				signals.Forward(pid, unix.SIGKILL, true)
+				o := stopping
+				stopping, kill = nil, nil
+				if o.Stop != 0 {
+					o.reply(errStopped)
+					return o.Stop, nil
+				}
+				tty = signals.Foreground(0)
+				if pid, err = start(path, c.Args, o.Env, tty); err != nil {
+					o.reply(err)
+					return 0, err
+				}
+				o.Env = nil
+				c.Log.Debug("restarted", "pid", pid, "command", c.Args[0])
+				c.Control.started(pid)
+				exits = reaper.Watch(pid, tty)
+				o.reply(nil)
+				continue
 			}
 			if ws.Stopped() && signals.IsJobControl(ws.StopSignal()) && !suspended && reaper.Stopped(pid) {
 				// Ctrl-Z in the child: take the terminal back and stop
@@ -133,10 +173,42 @@ func Run(c Command, sigs chan os.Signal) (int, error) {
 				suspended = true
 				signals.Stop()
 			}
+		case <-kill:
+			kill = nil
+			c.Log.Warn("the command did not stop within --stop-timeout; killing its process group", "pid", pid, "stop_timeout", c.StopTimeout)
+			signals.Forward(pid, unix.SIGKILL, true)
+		case o := <-orders:
+			switch {
+			case stopping != nil:
+				o.reply(errors.New("the command is being stopped"))
+			case o.Signal != 0:
+				c.Log.Debug("refresh: signalling", "signal", signals.Name(o.Signal), "group", !c.Child)
+				o.reply(signals.Forward(pid, o.Signal, !c.Child))
+			default:
+				stopping = &o
+				stop := c.Rewrite.Map(unix.SIGTERM)
+				c.Log.Debug("stopping the command", "pid", pid, "signal", signals.Name(stop), "group", !c.Child)
+				if err := signals.Forward(pid, stop, !c.Child); err != nil {
+					c.Log.Warn("cannot signal the command", "signal", signals.Name(stop), "err", err)
+				}
+				kill = time.After(c.StopTimeout)
+			}
 		case s := <-sigs:
 			sig, ok := s.(syscall.Signal)
 			if !ok {
 				continue
+			}
+			if c.Control != nil && sig == c.Control.CheckSignal && sig != 0 {
+				select { // consumed: a check is asked for, not forwarded
+				case c.Control.checkNow <- struct{}{}:
+				default:
+				}
+				continue
+			}
+			if stopping != nil && (sig == unix.SIGTERM || sig == unix.SIGINT) && stopping.Stop == 0 {
+				// Between the stop and the new start: start nothing.
+				c.Log.Debug("terminated during a restart; the command will not start again", "signal", signals.Name(sig))
+				stopping.Stop = 128 + int(sig)
 			}
 			if sig == unix.SIGCONT {
 				suspended = false
@@ -155,4 +227,19 @@ func Run(c Command, sigs chan os.Signal) (int, error) {
 			}
 		}
 	}
+}
+
+// start starts the command in a process group of its own, with the
+// terminal when tty is set.
+func start(path string, args, env []string, tty bool) (int, error) {
+	attr := &syscall.SysProcAttr{Setpgid: true, Foreground: tty, Ctty: 0}
+	pid, err := syscall.ForkExec(path, args, &syscall.ProcAttr{
+		Env:   env,
+		Files: []uintptr{0, 1, 2},
+		Sys:   attr,
+	})
+	if err != nil {
+		return 0, startError(args[0], err)
+	}
+	return pid, nil
 }

@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/secrets-init/secrets-init/provider"
 	"github.com/secrets-init/secrets-init/signals"
 )
 
@@ -35,7 +37,27 @@ type Options struct {
 	Skip          List
 	Passthrough   List
 	Version       bool
+
+	// Refresh (SPEC §8); see docs/refresh.md.
+	Refresh       time.Duration   // --refresh D: check every D (0: off)
+	RefreshLeases bool            // --refresh leases: only Vault leases and tokens
+	OnChange      provider.Action // --on-change: restart or none
+	OnFileChange  provider.Action // --on-file-change: restart, a signal or none
+	Splay         time.Duration   // --splay
+	StopTimeout   time.Duration   // --stop-timeout
+	MaxStale      time.Duration   // --max-stale (0: off)
+	StatusFile    string          // --status-file
+	RefreshSignal syscall.Signal  // --refresh-signal (0: none)
+	set           map[string]bool // the flags given, on the command line or in a variable
 }
+
+// MinRefresh is the shortest --refresh interval.
+const MinRefresh = 10 * time.Second
+
+// TestRefreshFloor names a variable that lowers MinRefresh, for secrets-init's
+// own tests only (they run rounds every few milliseconds): a duration, read
+// through the same lookup as the flags. Never set it in production.
+const TestRefreshFloor = "SECRETS_INIT_TEST_REFRESH_FLOOR"
 
 // List is a repeatable flag; its variable holds a comma-separated list.
 type List []string
@@ -74,6 +96,15 @@ func newFlags(o *Options) *flag.FlagSet {
 	fs.Var(&o.Skip, "skip", "never resolve variable `NAME` (repeatable)")
 	fs.Var(&o.Passthrough, "passthrough", "pass auth input `NAME` (e.g. VAULT_TOKEN) to the command (repeatable)")
 	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
+	o.OnChange, o.OnFileChange = provider.Action{Kind: provider.ActRestart}, provider.Action{Kind: provider.ActRestart}
+	fs.Var(refreshFlag{o}, "refresh", "check every reference that is not pinned about every `D` (at least 10s), or 'leases' (Vault leases and tokens only); see docs/refresh.md")
+	fs.Var(actionFlag{&o.OnChange, false}, "on-change", "`ACTION` when a value in the environment changes: restart or none")
+	fs.Var(actionFlag{&o.OnFileChange, true}, "on-file-change", "`ACTION` when a ?file value changes: restart, a signal (HUP, USR1, a number) or none")
+	fs.DurationVar(&o.Splay, "splay", 0, "wait a random time in [0, `D`] before acting on a change; changes meanwhile make one action")
+	fs.DurationVar(&o.StopTimeout, "stop-timeout", 30*time.Second, "during a restart, time between the stop signal and SIGKILL")
+	fs.DurationVar(&o.MaxStale, "max-stale", 0, "stop the command and exit 125 when no check has succeeded for `D`")
+	fs.StringVar(&o.StatusFile, "status-file", "", "write a value-free JSON status to `PATH` after every check")
+	fs.Var(signalFlag{&o.RefreshSignal}, "refresh-signal", "a `SIGNAL` that makes secrets-init check now (not forwarded)")
 	return fs
 }
 
@@ -155,22 +186,132 @@ func Parse(args []string, lookupEnv func(string) (string, bool)) (*Options, []st
 				err = fmt.Errorf("%s: %w", name, e)
 			}
 		}
+		set[f.Name] = true
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	return o, fs.Args(), o.validate()
+	o.set = set
+	floor := MinRefresh
+	if v, ok := lookupEnv(TestRefreshFloor); ok && v != "" {
+		if floor, err = time.ParseDuration(v); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", TestRefreshFloor, err)
+		}
+	}
+	return o, fs.Args(), o.validate(floor)
 }
 
-// validate checks what a flag's type alone cannot.
-func (o *Options) validate() error {
+// refreshFlags need --refresh.
+var refreshFlags = []string{"on-change", "on-file-change", "splay", "stop-timeout", "max-stale", "status-file", "refresh-signal"}
+
+// validate checks what a flag's type alone cannot. floor is the shortest
+// --refresh allowed.
+func (o *Options) validate(floor time.Duration) error {
 	switch {
 	case o.Timeout <= 0:
 		return errors.New("--timeout must be positive")
 	case o.Concurrency < 1:
 		return errors.New("--concurrency must be at least 1")
 	}
+	on := o.Refresh > 0 || o.RefreshLeases
+	for _, f := range refreshFlags {
+		if o.set[f] && !on {
+			return fmt.Errorf("--%s needs --refresh", f)
+		}
+	}
+	switch {
+	case !on:
+		return nil
+	case o.Exec:
+		return errors.New("--refresh needs the supervisor: it cannot be combined with --exec")
+	case o.Refresh > 0 && o.Refresh < floor:
+		return fmt.Errorf("--refresh %s is too short (at least %s)", o.Refresh, floor)
+	case o.Splay < 0:
+		return errors.New("--splay cannot be negative")
+	case o.Refresh > 0 && o.Splay > o.Refresh:
+		return fmt.Errorf("--splay %s is longer than --refresh %s", o.Splay, o.Refresh)
+	case o.StopTimeout <= 0:
+		return errors.New("--stop-timeout must be positive")
+	case o.MaxStale < 0:
+		return errors.New("--max-stale cannot be negative")
+	case o.MaxStale > 0 && o.MaxStale < o.Refresh:
+		return fmt.Errorf("--max-stale %s is shorter than --refresh %s: it would stop the command before a second check", o.MaxStale, o.Refresh)
+	case o.RefreshSignal != 0 && o.RefreshSignal == o.OnFileChange.Signal:
+		return fmt.Errorf("--refresh-signal %s is also --on-file-change: the command would make secrets-init check again", signals.Name(o.RefreshSignal))
+	}
 	return nil
+}
+
+// Changed reports whether flag name was given, on the command line or in
+// its variable.
+func (o *Options) Changed(name string) bool { return o.set[name] }
+
+// refreshFlag is --refresh: a duration or "leases".
+type refreshFlag struct{ o *Options }
+
+func (f refreshFlag) String() string {
+	switch {
+	case f.o == nil || f.o.Refresh == 0 && !f.o.RefreshLeases:
+		return ""
+	case f.o.RefreshLeases:
+		return "leases"
+	}
+	return f.o.Refresh.String()
+}
+
+func (f refreshFlag) Set(v string) error {
+	if v == "leases" {
+		f.o.Refresh, f.o.RefreshLeases = 0, true
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return errors.New("want a duration such as 5m, or leases")
+	}
+	f.o.Refresh, f.o.RefreshLeases = d, false
+	return nil
+}
+
+// actionFlag is --on-change and --on-file-change.
+type actionFlag struct {
+	a      *provider.Action
+	signal bool
+}
+
+func (f actionFlag) String() string {
+	if f.a == nil {
+		return ""
+	}
+	return f.a.String()
+}
+
+func (f actionFlag) Set(v string) error {
+	a, err := provider.ParseAction(v, f.signal, false)
+	if err == nil {
+		*f.a = a
+	}
+	return err
+}
+
+// signalFlag is --refresh-signal.
+type signalFlag struct{ s *syscall.Signal }
+
+func (f signalFlag) String() string {
+	if f.s == nil || *f.s == 0 {
+		return ""
+	}
+	return signals.Name(*f.s)
+}
+
+func (f signalFlag) Set(v string) error {
+	sig, err := signals.Parse(v)
+	if err == nil {
+		err = provider.SignalAllowed(sig)
+	}
+	if err == nil {
+		*f.s = sig
+	}
+	return err
 }
 
 // PrintDefaults writes the flags and their defaults to w.

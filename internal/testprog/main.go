@@ -19,6 +19,15 @@
 //	testprog inspect [parent]         report what this process (and, with parent,
 //	                                  what it can read of its parent) looks like,
 //	                                  then wait for EOF on stdin
+//	testprog record LOG [FLAG...] VAR...
+//	                                  append "start PID VAR=VALUE..." to LOG, then
+//	                                  "sig PID NAME" for each signal; on SIGHUP also
+//	                                  "read PID VAR=VALUE..." (a VAR whose value is
+//	                                  a file's path shows the file's content); exit
+//	                                  N once LOG.exit holds N. Flags: --ignore-term
+//	                                  (and its grandchild, in its group, too);
+//	                                  --hold-term (on TERM, exit 0 only once
+//	                                  LOG.release exists)
 package main
 
 import (
@@ -75,6 +84,8 @@ func main() {
 		tty()
 	case "inspect":
 		inspect(len(args) > 0 && args[0] == "parent")
+	case "record":
+		record(arg(args, 0), args[1:])
 	default:
 		fatalf("unknown command %q", os.Args[1])
 	}
@@ -394,4 +405,90 @@ func hexOrDash(b []byte) string {
 		return "-"
 	}
 	return fmt.Sprintf("%x", b)
+}
+
+// record is the child of the refresh tests: see the package comment.
+func record(log string, args []string) {
+	ignoreTerm, holdTerm, leaf := false, false, false
+	var vars []string
+	for _, a := range args {
+		switch a {
+		case "--ignore-term":
+			ignoreTerm = true
+		case "--hold-term":
+			holdTerm = true
+		case "--leaf": // the grandchild of --ignore-term
+			ignoreTerm, leaf = true, true
+		default:
+			vars = append(vars, a)
+		}
+	}
+	pid := os.Getpid()
+	appendLine := func(line string) {
+		f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		f.WriteString(line + "\n") // one write(2): lines do not interleave
+		f.Close()
+	}
+	values := func() string {
+		var b strings.Builder
+		for _, v := range vars {
+			val := os.Getenv(v)
+			if content, err := os.ReadFile(val); err == nil && strings.HasPrefix(val, "/") {
+				val = string(content)
+			}
+			fmt.Fprintf(&b, " %s=%s", v, val)
+		}
+		return b.String()
+	}
+	c := make(chan os.Signal, 64)
+	signal.Notify(c)
+	if ignoreTerm {
+		signal.Ignore(unix.SIGTERM)
+	}
+	if ignoreTerm && !leaf {
+		g := exec.Command("/proc/self/exe", "record", log+".grandchild", "--leaf")
+		if err := g.Start(); err != nil {
+			fatalf("grandchild: %v", err)
+		}
+		appendLine(fmt.Sprintf("grandchild %d %d", pid, g.Process.Pid))
+	}
+	appendLine(fmt.Sprintf("start %d%s", pid, values()))
+	go func() {
+		for range time.Tick(5 * time.Millisecond) {
+			// An empty file is one being written: wait for its code.
+			if b, err := os.ReadFile(log + ".exit"); err == nil && strings.TrimSpace(string(b)) != "" {
+				os.Exit(atoi(strings.TrimSpace(string(b))))
+			}
+		}
+	}()
+	terminating := false
+	for s := range c {
+		sig := s.(syscall.Signal)
+		if sig == unix.SIGURG || sig == unix.SIGCHLD {
+			continue
+		}
+		name := unix.SignalName(sig)
+		if name == "" {
+			name = fmt.Sprintf("SIG%d", sig)
+		}
+		appendLine(fmt.Sprintf("sig %d %s", pid, name))
+		switch {
+		case sig == unix.SIGHUP:
+			appendLine(fmt.Sprintf("read %d%s", pid, values()))
+		case sig == unix.SIGTERM && holdTerm && !terminating:
+			terminating = true
+			go func() {
+				for range time.Tick(5 * time.Millisecond) {
+					if _, err := os.Stat(log + ".release"); err == nil {
+						os.Exit(0)
+					}
+				}
+			}()
+		case sig == unix.SIGTERM && !holdTerm && !ignoreTerm:
+			os.Exit(0)
+		}
+	}
 }

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/secrets-init/secrets-init/internal/options"
+	"github.com/secrets-init/secrets-init/provider"
+	"github.com/secrets-init/secrets-init/refresh"
+	"github.com/secrets-init/secrets-init/supervisor"
+)
+
+// Refresh (SPEC §8, docs/refresh.md): the wiring between the resolution,
+// the refresh loop and the supervisor.
+
+// refreshOn reports whether --refresh is on.
+func refreshOn(o *options.Options) bool { return o.Refresh > 0 || o.RefreshLeases }
+
+// fingerprint is this process's keyed hash of values (its key never
+// leaves the process).
+var fingerprint = sync.OnceValue(refresh.NewFingerprint)
+
+// refreshConfig prepares the resolution for refresh.
+func refreshConfig(o *options.Options, cfg *provider.Config) {
+	if refreshOn(o) && !cfg.DryRun {
+		cfg.Refresh, cfg.Fingerprint = true, fingerprint().Of
+	}
+}
+
+// refreshUsage reports references whose ?refresh= is a usage error (a
+// signal without ?file), one line each, and returns exitUsage, or 0.
+func refreshUsage(environ, skip []string) int {
+	code := 0
+	for _, f := range provider.UsageErrors(environ, skip) {
+		fmt.Fprintf(os.Stderr, "secrets-init: %s: %s: %v\n", f.Name, f.Reference, f.Err)
+		code = exitUsage
+	}
+	return code
+}
+
+// startRefresh makes cmd restartable and starts the refresh loop, which
+// begins once the command has started. The function it returns ends the
+// loop and waits for it, so that no file is being written when the
+// private directory is removed.
+func startRefresh(o *options.Options, log *slog.Logger, res *provider.Resolution, cmd *supervisor.Command) (stop func()) {
+	if !refreshOn(o) {
+		return func() {}
+	}
+	ctl := supervisor.NewControl(o.RefreshSignal)
+	cmd.Control, cmd.StopTimeout = ctl, o.StopTimeout
+	if o.RefreshLeases {
+		log.Warn("refresh: --refresh leases manages Vault leases and tokens, which this version does not do yet; nothing is checked")
+	}
+	loop := refresh.New(refresh.Config{
+		Interval:     o.Refresh,
+		OnChange:     o.OnChange,
+		OnFileChange: o.OnFileChange,
+		Splay:        o.Splay,
+		MaxStale:     o.MaxStale,
+		StatusFile:   o.StatusFile,
+		Timeout:      o.Timeout,
+		Detectors:    detectors(o, log),
+		Clock:        refresh.RealClock{},
+		Rand:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		Log:          log,
+		Actor:        ctl,
+	}, res)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-ctl.Started():
+		case <-ctx.Done():
+			return
+		}
+		loop.Run(ctx, ctl.CheckNow())
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// detectors are the change detections of the stores this binary has: a
+// keyed hash of secretfile: contents, and each other store's cheap
+// version call (with its fallback to reading values).
+func detectors(o *options.Options, log *slog.Logger) map[provider.Kind]refresh.Detector {
+	d := map[provider.Kind]refresh.Detector{provider.File: refresh.FileDetector{FP: fingerprint()}}
+	limit := provider.NewLimiter(o.Concurrency)
+	for kind, open := range openers(o) {
+		if kind != provider.File && open != nil {
+			d[kind] = &refresh.StoreDetector{Kind: kind, Open: open, FP: fingerprint(), Log: log,
+				Settings: provider.Settings{Log: log, Limit: limit}}
+		}
+	}
+	return d
+}
+
+// checkPlans are the refresh columns of `check --refresh D`.
+type checkPlans struct {
+	plans []refresh.Plan
+	total int // store API calls per instance per month
+	unimp int // of them, by stores not checked yet
+}
+
+func refreshPlans(o *options.Options, report []provider.Status) *checkPlans {
+	if o.Refresh <= 0 {
+		return nil
+	}
+	p := &checkPlans{}
+	seen := map[provider.Target]bool{}
+	var perKind = map[provider.Kind]float64{}
+	for _, s := range report {
+		if s.Kind == 0 {
+			p.plans = append(p.plans, refresh.Plan{How: "-"})
+			continue
+		}
+		plan := refresh.PlanOf(s.Ref, o.Refresh, seen[s.Ref.Target])
+		if !seen[s.Ref.Target] && plan.PerMonth > 0 {
+			perKind[s.Ref.Kind] += refresh.Methods[s.Ref.Kind].PerRound
+		}
+		seen[s.Ref.Target] = true
+		p.plans = append(p.plans, plan)
+	}
+	for kind, perRound := range perKind {
+		// Batches round up per round, not per reference.
+		calls := int(math.Ceil(perRound) * refresh.Rounds(o.Refresh))
+		p.total += calls
+		if !refresh.Methods[kind].Implemented {
+			p.unimp += calls
+		}
+	}
+	return p
+}
+
+func (p *checkPlans) column(i int) string {
+	if p == nil {
+		return ""
+	}
+	plan := p.plans[i]
+	calls := strconv.Itoa(plan.PerMonth)
+	if !plan.Implemented && plan.PerMonth > 0 {
+		calls = "0 (planned " + calls + ")"
+	}
+	return "\t" + calls + "\t" + plan.How
+}
+
+func (p *checkPlans) summary(o *options.Options) {
+	if p == nil {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "secrets-init: --refresh %s: about %.0f rounds a month; %d store API calls per instance per month",
+		o.Refresh, refresh.Rounds(o.Refresh), p.total-p.unimp)
+	if p.unimp > 0 {
+		fmt.Fprintf(os.Stderr, " (%d more once every store is checked)", p.unimp)
+	}
+	fmt.Fprintln(os.Stderr)
+}
