@@ -65,6 +65,9 @@ type Injector struct {
 	ValidateFlags func(args []string) error
 	// Forbidden is called once per source the webhook may not read.
 	Forbidden func(kind, namespace, name string)
+	// DetectJWE (--jwe-detect) makes a bare JWE value a reference, as
+	// SECRETS_INIT_JWE_DETECT=1 does for secrets-init.
+	DetectJWE bool
 }
 
 // A DenyError is a reason to refuse the pod; its message names the container
@@ -88,10 +91,6 @@ type Result struct {
 	Skipped string   // why the pod was not mutated, when it was not
 	Wrapped []string // the containers wrapped by this call
 }
-
-// IsJWE reports whether v is a jwe: reference. The root module's parser
-// does not know jwe: yet; this is the one place that recognises it.
-func IsJWE(v string) bool { return strings.HasPrefix(v, "jwe:") }
 
 // Mutate returns the patch for pod. The error is a *DenyError for a pod that
 // must be refused, or another error when the webhook itself failed.
@@ -244,16 +243,25 @@ func (in *Injector) original(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 	return orig, nil
 }
 
+// jweDetectEnv is secrets-init's SECRETS_INIT_JWE_DETECT: a container that
+// sets it has its bare JWE values decrypted, so they count as references.
+const jweDetectEnv = "SECRETS_INIT_JWE_DETECT"
+
 // hasReferences reports whether c's environment holds a reference: a
 // literal value, or a Secret or ConfigMap value it imports.
 func (in *Injector) hasReferences(ctx context.Context, ns string, c *corev1.Container) (bool, error) {
 	found := false
-	check := func(where, v string) error {
-		if IsJWE(v) {
-			found = true
-			return nil
+	detect := in.DetectJWE
+	for _, e := range c.Env {
+		if e.Name == jweDetectEnv && e.ValueFrom == nil {
+			detect = detect || e.Value == "1" || strings.EqualFold(e.Value, "true")
 		}
+	}
+	check := func(where, v string) error {
 		_, ok, err := provider.Parse(v)
+		if !ok && detect {
+			_, ok, err = provider.ParseBare(v)
+		}
 		if err != nil {
 			return deny("container %q: %s: malformed reference: %v", c.Name, where, err)
 		}

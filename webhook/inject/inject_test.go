@@ -1,8 +1,11 @@
 package inject
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 func TestValidateFlags(t *testing.T) {
@@ -31,10 +34,41 @@ func TestValidateFlags(t *testing.T) {
 	}
 }
 
-func TestIsJWE(t *testing.T) {
-	for v, want := range map[string]bool{"jwe:eyJ...": true, "jwe:": true, "JWE:x": false, "xjwe:": false, "": false} {
-		if IsJWE(v) != want {
-			t.Errorf("IsJWE(%q) = %v", v, !want)
+// A JWE with the shape provider.Parse checks (its content is not decrypted
+// by the webhook's /mutate).
+const bareJWE = "eyJhbGciOiJSU0EtT0FFUC0yNTYiLCJlbmMiOiJBMjU2R0NNIn0.d3JhcHBlZA.aXZpdml2aXZpdml2.Y2lwaGVy.dGFndGFndGFndGFn"
+
+func TestJWEReferences(t *testing.T) {
+	in := &Injector{Image: "registry.example.com/secrets-init:1"}
+	pod := func(env ...corev1.EnvVar) *corev1.Pod {
+		return &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1", Command: []string{"/app"}, Env: env}}}}
+	}
+	for _, c := range []struct {
+		name   string
+		detect bool
+		env    []corev1.EnvVar
+		want   bool
+	}{
+		{"jwe: prefix", false, []corev1.EnvVar{{Name: "A", Value: "jwe:" + bareJWE}}, true},
+		{"bare, not detected", false, []corev1.EnvVar{{Name: "A", Value: bareJWE}}, false},
+		{"bare, --jwe-detect", true, []corev1.EnvVar{{Name: "A", Value: bareJWE}}, true},
+		{"bare, the container sets SECRETS_INIT_JWE_DETECT=1", false, []corev1.EnvVar{{Name: "SECRETS_INIT_JWE_DETECT", Value: "1"}, {Name: "A", Value: bareJWE}}, true},
+		{"not a JWE, --jwe-detect", true, []corev1.EnvVar{{Name: "A", Value: "eyJhbGciOiJub25lIn0.e30."}}, false},
+	} {
+		in.DetectJWE = c.detect
+		res, err := in.Mutate(context.Background(), pod(c.env...))
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
 		}
+		if got := len(res.Patch) > 0; got != c.want {
+			t.Errorf("%s: mutated %v, want %v (skipped: %s)", c.name, got, c.want, res.Skipped)
+		}
+	}
+	// A jwe: value of the wrong shape is refused, naming the variable.
+	in.DetectJWE = false
+	_, err := in.Mutate(context.Background(), pod(corev1.EnvVar{Name: "TOKEN", Value: "jwe:eyJhbGciOiJFQ0RILUVTIn0..x.y.z"}))
+	if err == nil || !strings.Contains(err.Error(), "env TOKEN: malformed reference") {
+		t.Errorf("malformed jwe: %v", err)
 	}
 }

@@ -77,7 +77,7 @@ func testHandler(t *testing.T) (*Handler, *objects) {
 			"db": {"password-ref": []byte("vault:secret/data/db#password"), "password": []byte(canary)},
 		},
 		configMaps: map[string]map[string]string{
-			"refs": {"PLAIN": "x", "TOKEN": "jwe:eyJhbGciOiJFQ0RILUVTIn0..x.y.z"},
+			"refs": {"PLAIN": "x", "TOKEN": "jwe:eyJhbGciOiJSU0EtT0FFUC0yNTYiLCJlbmMiOiJBMjU2R0NNIn0.d3JhcHBlZA.aXZpdml2aXZpdml2.Y2lwaGVy.dGFndGFndGFndGFn"},
 		},
 		forbidden: map[string]bool{"not-mine": true},
 	}
