@@ -1,5 +1,5 @@
-// Package server serves the webhook's endpoints: POST /mutate, /healthz,
-// /readyz and /metrics.
+// Package server serves the webhook's endpoints: POST /mutate, POST
+// /secrets, /healthz, /readyz and /metrics.
 package server
 
 import (
@@ -34,6 +34,14 @@ type Handler struct {
 
 // ServeHTTP is POST /mutate.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	serveReview(w, r, h.Timeout, func() { h.Metrics.Inc("invalid") }, h.Review)
+}
+
+// serveReview reads an AdmissionReview from r, answers it with review
+// under timeout, and writes the answer; invalid counts a request that is
+// not an AdmissionReview.
+func serveReview(w http.ResponseWriter, r *http.Request, timeout time.Duration, invalid func(),
+	review func(context.Context, []byte) (*admissionv1.AdmissionReview, error)) {
 	if r.Method != http.MethodPost {
 		http.Error(w, "POST an AdmissionReview", http.StatusMethodNotAllowed)
 		return
@@ -44,14 +52,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if h.Timeout > 0 {
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.Timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	out, err := h.Review(ctx, body)
+	out, err := review(ctx, body)
 	if err != nil {
-		h.Metrics.Inc("invalid")
+		invalid()
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -59,22 +67,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(out)
 }
 
-// Review answers one AdmissionReview. The error is for a request that is
-// not a v1 AdmissionReview at all.
-func (h *Handler) Review(ctx context.Context, body []byte) (*admissionv1.AdmissionReview, error) {
+// decodeReview reads an AdmissionReview and prepares its allowing answer.
+func decodeReview(body []byte) (*admissionv1.AdmissionRequest, *admissionv1.AdmissionReview, error) {
 	var in admissionv1.AdmissionReview
 	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, fmt.Errorf("not an AdmissionReview: %v", err)
+		return nil, nil, fmt.Errorf("not an AdmissionReview: %v", err)
 	}
 	if in.Request == nil {
-		return nil, errors.New("AdmissionReview without a request")
+		return nil, nil, errors.New("AdmissionReview without a request")
 	}
-	req := in.Request
-	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
-	out := &admissionv1.AdmissionReview{TypeMeta: in.TypeMeta, Response: resp}
+	out := &admissionv1.AdmissionReview{TypeMeta: in.TypeMeta, Response: &admissionv1.AdmissionResponse{UID: in.Request.UID, Allowed: true}}
 	if out.APIVersion == "" {
 		out.APIVersion, out.Kind = "admission.k8s.io/v1", "AdmissionReview"
 	}
+	return in.Request, out, nil
+}
+
+// Review answers one AdmissionReview. The error is for a request that is
+// not a v1 AdmissionReview at all.
+func (h *Handler) Review(ctx context.Context, body []byte) (*admissionv1.AdmissionReview, error) {
+	req, out, err := decodeReview(body)
+	if err != nil {
+		return nil, err
+	}
+	resp := out.Response
 	log := h.logger().With("uid", string(req.UID), "namespace", req.Namespace, "name", req.Name)
 
 	if req.Kind.Kind != "Pod" || req.Kind.Group != "" || req.SubResource != "" || req.Operation != admissionv1.Create {

@@ -25,6 +25,10 @@ func NewMetrics() *Metrics {
 	for _, r := range []string{"mutated", "skipped", "denied", "ignored", "invalid"} {
 		m.counters["secrets_init_webhook_admissions_total"][`result="`+r+`"`] = 0
 	}
+	m.define("secrets_init_webhook_secret_reviews_total", "AdmissionReviews of Secrets (POST /secrets) answered, by result (decrypted, skipped, denied, ignored, invalid).")
+	for _, r := range []string{"decrypted", "skipped", "denied", "ignored", "invalid"} {
+		m.counters["secrets_init_webhook_secret_reviews_total"][`result="`+r+`"`] = 0
+	}
 	m.define("secrets_init_webhook_registry_lookups_total", "Image configuration lookups, by result (hit, miss, error).")
 	for _, r := range []string{"hit", "miss", "error"} {
 		m.counters["secrets_init_webhook_registry_lookups_total"][`result="`+r+`"`] = 0
@@ -43,6 +47,11 @@ func (m *Metrics) define(name, help string) {
 // Inc counts an admission result.
 func (m *Metrics) Inc(result string) {
 	m.Add("secrets_init_webhook_admissions_total", `result="`+result+`"`)
+}
+
+// IncSecret counts the result of a Secret's review.
+func (m *Metrics) IncSecret(result string) {
+	m.Add("secrets_init_webhook_secret_reviews_total", `result="`+result+`"`)
 }
 
 // Add increments a counter by one; labels is the Prometheus label set
