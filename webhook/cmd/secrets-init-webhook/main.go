@@ -19,6 +19,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/secrets-init/secrets-init/provider"
+	"github.com/secrets-init/secrets-init/provider/jwe"
+	"github.com/secrets-init/secrets-init/webhook/decrypt"
 	"github.com/secrets-init/secrets-init/webhook/inject"
 	"github.com/secrets-init/secrets-init/webhook/kube"
 	"github.com/secrets-init/secrets-init/webhook/registry"
@@ -46,6 +49,8 @@ type config struct {
 	cacheTTL, timeout                     time.Duration
 	logLevel                              string
 	version                               bool
+	decryptSecrets, jweDetect             bool
+	concurrency                           int
 }
 
 func main() {
@@ -69,6 +74,9 @@ func run(args []string) int {
 	fs.Var(&c.sans, "tls-san", "extra DNS name or IP of the self-signed certificate (repeatable)")
 	fs.DurationVar(&c.cacheTTL, "registry-cache-ttl", 5*time.Minute, "how long a tag's image configuration is cached")
 	fs.DurationVar(&c.timeout, "timeout", 9*time.Second, "deadline of one admission review")
+	fs.BoolVar(&c.decryptSecrets, "decrypt-secrets", false, "serve POST /secrets: decrypt the jwe: values of Secrets labelled secrets-init.io/decrypt: jwe")
+	fs.BoolVar(&c.jweDetect, "jwe-detect", false, "a bare JWE value is a jwe: reference (in pods' env, and in Secrets for /secrets)")
+	fs.IntVar(&c.concurrency, "concurrency", 8, "KMS calls in flight at once for one Secret (/secrets)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -98,6 +106,8 @@ func serve(c config, log *slog.Logger) error {
 	switch {
 	case c.image == "":
 		return errors.New("--image is required")
+	case c.concurrency < 1:
+		return errors.New("--concurrency must be at least 1")
 	case c.selfSigned && (c.tlsCert != "" || c.tlsKey != ""):
 		return errors.New("--tls-self-signed and --tls-cert/--tls-key exclude each other")
 	case !c.selfSigned && (c.tlsCert == "" || c.tlsKey == ""):
@@ -126,6 +136,7 @@ func serve(c config, log *slog.Logger) error {
 		Entrypoints: &registry.Pods{Resolver: res, Objects: kube.Registry{Interface: client},
 			Cloud: registry.CloudKeychains()},
 		ValidateFlags: inject.ValidateFlags,
+		DetectJWE:     c.jweDetect,
 		Forbidden: func(kind, ns, name string) {
 			metrics.Add("secrets_init_webhook_forbidden_total", `kind="`+kind+`"`)
 			log.Warn("not allowed to read; its values are not inspected", "kind", kind, "namespace", ns, "name", name)
@@ -151,6 +162,13 @@ func serve(c config, log *slog.Logger) error {
 
 	mux := http.NewServeMux()
 	mux.Handle("/mutate", &server.Handler{Injector: inj, Metrics: metrics, Log: log, Timeout: c.timeout})
+	if c.decryptSecrets {
+		mux.Handle("/secrets", &server.SecretsHandler{Metrics: metrics, Log: log, Timeout: c.timeout, Decrypter: &decrypt.Decrypter{
+			Open:      jwe.Open,
+			Settings:  provider.Settings{Log: log, Limit: provider.NewLimiter(c.concurrency)},
+			DetectJWE: c.jweDetect,
+		}})
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready.Load() {
@@ -165,7 +183,7 @@ func serve(c config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "version", version, "image", c.image)
+	log.Info("serving", "addr", ln.Addr().String(), "version", version, "image", c.image, "decryptSecrets", c.decryptSecrets)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	select {

@@ -24,6 +24,7 @@ func TestCommandLine(t *testing.T) {
 		{"--image=x", "give --tls-cert and --tls-key, or --tls-self-signed", 1},
 		{"--image=x --tls-self-signed --tls-cert=a --tls-key=b", "exclude each other", 1},
 		{"--image=x --tls-cert=a", "give --tls-cert and --tls-key", 1},
+		{"--image=x --tls-self-signed --concurrency=0", "--concurrency must be at least 1", 1},
 		{"--image=x --tls-cert=/nonexistent/a --tls-key=/nonexistent/b --kubeconfig=/nonexistent/kubeconfig", "API access", 1},
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCommandLine$")
