@@ -9,6 +9,7 @@ package webhook_test
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -274,5 +275,115 @@ func TestManifests(t *testing.T) {
 	decode(t, objs["Role/secrets-init/secrets-init-webhook"], &role)
 	if len(role.Rules) != 1 || !reflect.DeepEqual(role.Rules[0].Resources, []string{"secrets"}) {
 		t.Errorf("Role %+v", role.Rules)
+	}
+}
+
+var updateDeploy = flag.Bool("update", false, "rewrite deploy/secrets-init-webhook-decrypt-secrets.yaml from the chart")
+
+const decryptManifests = "../deploy/secrets-init-webhook-decrypt-secrets.yaml"
+
+// The /secrets webhook is off by default; deploy/…-decrypt-secrets.yaml is
+// the chart rendered with decryptSecrets.enabled, and adds only the second
+// webhook entry and the flag (RBAC is unchanged: the values come in the
+// AdmissionReview, the keys from the KMS).
+func TestChartWithDecryptSecrets(t *testing.T) {
+	objs := render(t, map[string]any{"decryptSecrets": map[string]any{"enabled": true}})
+	if *updateDeploy {
+		sort.Slice(objs, func(i, j int) bool { return key(objs[i]) < key(objs[j]) })
+		var b bytes.Buffer
+		b.WriteString("# The manifests of secrets-init-webhook.yaml with the /secrets endpoint on\n" +
+			"# (the Helm chart with decryptSecrets.enabled=true; regenerate with\n" +
+			"# `cd webhook && go test . -run TestChartWithDecryptSecrets -update`). See docs/kubernetes.md.\n")
+		for _, o := range objs {
+			y, _ := yaml.Marshal(o)
+			b.WriteString("---\n")
+			b.Write(y)
+		}
+		os.WriteFile(decryptManifests, b.Bytes(), 0o644)
+	}
+	raw, err := os.ReadFile(decryptManifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, got := byKey(docs(t, raw)), byKey(objs)
+	if len(want) != len(got) {
+		t.Errorf("%s has %d objects, the chart %d", decryptManifests, len(want), len(got))
+	}
+	for k, w := range want {
+		if !reflect.DeepEqual(w, got[k]) {
+			t.Errorf("%s differs from the chart's", k)
+		}
+	}
+
+	def := byKey(render(t, nil))
+	for k, o := range got {
+		switch o["kind"] {
+		case "MutatingWebhookConfiguration", "Deployment":
+		default:
+			if !reflect.DeepEqual(o, def[k]) {
+				t.Errorf("%s changes with decryptSecrets.enabled", k)
+			}
+		}
+	}
+	var mwc, defMWC admissionregistrationv1.MutatingWebhookConfiguration
+	decode(t, got["MutatingWebhookConfiguration/<nil>/secrets-init-webhook"], &mwc)
+	decode(t, def["MutatingWebhookConfiguration/<nil>/secrets-init-webhook"], &defMWC)
+	if len(mwc.Webhooks) != 2 || len(defMWC.Webhooks) != 1 || !reflect.DeepEqual(mwc.Webhooks[0], defMWC.Webhooks[0]) {
+		t.Fatalf("webhooks: %d, by default %d", len(mwc.Webhooks), len(defMWC.Webhooks))
+	}
+	w := mwc.Webhooks[1]
+	if w.ClientConfig.Service == nil || *w.ClientConfig.Service.Path != "/secrets" {
+		t.Errorf("clientConfig %+v", w.ClientConfig)
+	}
+	if *w.FailurePolicy != admissionregistrationv1.Fail || *w.SideEffects != admissionregistrationv1.SideEffectClassNone || *w.TimeoutSeconds > 10 {
+		t.Errorf("policies %+v", w)
+	}
+	if w.ObjectSelector == nil || !reflect.DeepEqual(w.ObjectSelector.MatchLabels, map[string]string{"secrets-init.io/decrypt": "jwe"}) {
+		t.Errorf("objectSelector %+v", w.ObjectSelector)
+	}
+	if len(w.Rules) != 1 || !reflect.DeepEqual(w.Rules[0].Operations, []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}) ||
+		!reflect.DeepEqual(w.Rules[0].Resources, []string{"secrets"}) || !reflect.DeepEqual(w.Rules[0].APIGroups, []string{""}) {
+		t.Errorf("rules %+v", w.Rules)
+	}
+	var dep, defDep appsv1.Deployment
+	decode(t, got["Deployment/secrets-init/secrets-init-webhook"], &dep)
+	decode(t, def["Deployment/secrets-init/secrets-init-webhook"], &defDep)
+	args, defArgs := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " "), strings.Join(defDep.Spec.Template.Spec.Containers[0].Args, " ")
+	if !strings.Contains(args, "--decrypt-secrets") || strings.Contains(defArgs, "--decrypt-secrets") || strings.Contains(args, "--jwe-detect") {
+		t.Errorf("args %q, by default %q", args, defArgs)
+	}
+}
+
+func TestChartDecryptSecretsOptions(t *testing.T) {
+	on := map[string]any{"enabled": true, "jweDetect": true, "keySecret": "jwe-keys",
+		"env": []any{map[string]any{"name": "SECRETS_INIT_JWE_KEY", "value": "file:/keys/key.pem"}}}
+	for _, selfSigned := range []bool{true, false} {
+		got := byKey(render(t, map[string]any{"decryptSecrets": on, "tls": map[string]any{"selfSigned": selfSigned}}))
+		var dep appsv1.Deployment
+		decode(t, got["Deployment/secrets-init/secrets-init-webhook"], &dep)
+		pod := dep.Spec.Template.Spec
+		c := pod.Containers[0]
+		if args := strings.Join(c.Args, " "); !strings.Contains(args, "--decrypt-secrets --jwe-detect") {
+			t.Errorf("args %q", args)
+		}
+		if len(c.Env) != 2 || c.Env[1].Name != "SECRETS_INIT_JWE_KEY" || c.Env[1].Value != "file:/keys/key.pem" {
+			t.Errorf("env %+v", c.Env)
+		}
+		vols := map[string]string{}
+		for _, v := range pod.Volumes {
+			vols[v.Name] = v.Secret.SecretName
+		}
+		mounts := map[string]string{}
+		for _, m := range c.VolumeMounts {
+			mounts[m.Name] = m.MountPath
+		}
+		if vols["jwe-keys"] != "jwe-keys" || mounts["jwe-keys"] != "/keys" || (vols["tls"] != "") == selfSigned || len(vols) != len(mounts) {
+			t.Errorf("selfSigned %v: volumes %v mounts %v", selfSigned, vols, mounts)
+		}
+	}
+	// Off, its options render nothing.
+	got := byKey(render(t, map[string]any{"decryptSecrets": map[string]any{"enabled": false, "jweDetect": true, "keySecret": "jwe-keys", "env": on["env"]}}))
+	if !reflect.DeepEqual(got, byKey(render(t, nil))) {
+		t.Error("decryptSecrets options render something while it is off")
 	}
 }
