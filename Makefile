@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test ./supervisor -run '^$$' -fuzz '^FuzzScrub$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	$(GO) test ./supervisor -run '^$$' -fuzz '^FuzzEnvRange$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzReadYAML$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
+	cd webhook && $(GO) test ./server -run '^$$' -fuzz '^FuzzSecretsReview$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 
 e2e:
 	@for m in $(E2E); do d=$$(dirname $$m); echo "== $$d"; (cd $$d && $(GO) test -count=1 ./...) || exit 1; done
