@@ -289,7 +289,13 @@ const decryptManifests = "../deploy/secrets-init-webhook-decrypt-secrets.yaml"
 func TestChartWithDecryptSecrets(t *testing.T) {
 	objs := render(t, map[string]any{"decryptSecrets": map[string]any{"enabled": true}})
 	if *updateDeploy {
-		sort.Slice(objs, func(i, j int) bool { return key(objs[i]) < key(objs[j]) })
+		// In the order of the manifests (kubectl apply creates the
+		// Namespace first).
+		order := map[string]int{}
+		for i, o := range manifests(t) {
+			order[key(o)] = i + 1
+		}
+		sort.SliceStable(objs, func(i, j int) bool { return order[key(objs[i])] < order[key(objs[j])] })
 		var b bytes.Buffer
 		b.WriteString("# The manifests of secrets-init-webhook.yaml with the /secrets endpoint on\n" +
 			"# (the Helm chart with decryptSecrets.enabled=true; regenerate with\n" +
