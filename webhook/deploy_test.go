@@ -300,9 +300,11 @@ func TestChartWithDecryptSecrets(t *testing.T) {
 		b.WriteString("# The manifests of secrets-init-webhook.yaml with the /secrets endpoint on\n" +
 			"# (the Helm chart with decryptSecrets.enabled=true; regenerate with\n" +
 			"# `cd webhook && go test . -run TestChartWithDecryptSecrets -update`). See docs/kubernetes.md.\n")
-		for _, o := range objs {
+		for i, o := range objs {
 			y, _ := yaml.Marshal(o)
-			b.WriteString("---\n")
+			if i > 0 {
+				b.WriteString("---\n")
+			}
 			b.Write(y)
 		}
 		os.WriteFile(decryptManifests, b.Bytes(), 0o644)
