@@ -3,9 +3,13 @@ package kubernetes_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -153,11 +157,13 @@ func (r *privateRegistry) push(repoTag string, entrypoint, cmd []string) string 
 	return r.host + "/" + repoTag
 }
 
-// apply creates the objects of deploy/secrets-init-webhook.yaml, with the
-// webhook reached at url instead of its Service.
-func apply(t *testing.T, c *cluster, url string) {
+// apply creates the objects of deploy/secrets-init-webhook-decrypt-secrets.yaml
+// (deploy/secrets-init-webhook.yaml with the /secrets webhook on; a test in
+// the webhook module checks they differ by that only), with the webhook
+// reached at base instead of its Service.
+func apply(t *testing.T, c *cluster, base string) {
 	t.Helper()
-	b, err := os.ReadFile("../../deploy/secrets-init-webhook.yaml")
+	b, err := os.ReadFile("../../deploy/secrets-init-webhook-decrypt-secrets.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,8 +196,11 @@ func apply(t *testing.T, c *cluster, url string) {
 		case *policyv1.PodDisruptionBudget:
 			_, err = cs.PolicyV1().PodDisruptionBudgets(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		case *admissionregistrationv1.MutatingWebhookConfiguration:
-			o.Webhooks[0].ClientConfig.Service = nil
-			o.Webhooks[0].ClientConfig.URL = &url
+			for i := range o.Webhooks {
+				url := base + *o.Webhooks[i].ClientConfig.Service.Path
+				o.Webhooks[i].ClientConfig.Service = nil
+				o.Webhooks[i].ClientConfig.URL = &url
+			}
 			_, err = cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, o, metav1.CreateOptions{})
 		default:
 			t.Fatalf("deploy/ holds an unexpected %T", obj)
@@ -211,13 +220,13 @@ func TestWebhook(t *testing.T) {
 	appImage := registry.push("team/app:1.0", []string{"/usr/bin/env"}, nil)
 
 	port := freePort(t)
-	apply(t, c, "https://127.0.0.1:"+strconv.Itoa(port)+"/mutate")
+	apply(t, c, "https://127.0.0.1:"+strconv.Itoa(port))
 	// The webhook runs as its service account would: only the RBAC of deploy/.
 	webhookKC := c.kubeconfig(t, "webhook", "system:serviceaccount:secrets-init:secrets-init-webhook")
 	wh := start(t, c.dir, "secrets-init-webhook", webhookBin,
 		"--kubeconfig", webhookKC, "--listen", "127.0.0.1:"+strconv.Itoa(port),
 		"--tls-self-signed", "--namespace", "secrets-init", "--tls-san", "127.0.0.1",
-		"--image", secretsInitImage, "--log-level", "debug")
+		"--image", secretsInitImage, "--log-level", "debug", "--decrypt-secrets")
 
 	// Self-signed mode: the CA in its Secret is the caBundle it patched, and
 	// /readyz turns ready once it has.
@@ -396,6 +405,10 @@ func TestWebhook(t *testing.T) {
 		}
 	})
 
+	t.Run("Secret decrypted on apply", func(t *testing.T) {
+		testDecryptSecrets(t, c)
+	})
+
 	t.Run("metrics", func(t *testing.T) {
 		r, err := hc.Get(base + "/metrics")
 		if err != nil {
@@ -440,10 +453,82 @@ func TestWebhook(t *testing.T) {
 
 	// Nothing the webhook logged holds a value.
 	b, _ := os.ReadFile(filepath.Join(c.dir, "secrets-init-webhook.log"))
-	for _, v := range []string{canary, bystander, regPass} {
+	for _, v := range []string{canary, bystander, regPass, jweCanary} {
 		if bytes.Contains(b, []byte(v)) {
 			t.Errorf("the webhook's log holds %q", v)
 		}
+	}
+}
+
+// jweCanary is the plaintext of the jwe: values of testDecryptSecrets.
+const jweCanary = "jwe-plaintext-canary-e2e"
+
+// testDecryptSecrets: a custodian encrypts with `secrets-init encrypt` to
+// a file: key (the JWE's kid names it; the webhook runs on this machine, as
+// if the key were mounted into it), creates the labelled Secret, and reads
+// it back decrypted; a value for another key is refused, naming the Secret
+// and the key; an unlabelled Secret keeps its ciphertext.
+func testDecryptSecrets(t *testing.T, c *cluster) {
+	ctx := context.Background()
+	cs := c.client
+	dir := t.TempDir()
+	encrypt := func(keyFile string) string {
+		priv, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _ := x509.MarshalPKCS8PrivateKey(priv)
+		write(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+		cmd := exec.Command(secretsInit, "encrypt", "--key", "file:"+keyFile)
+		cmd.Env = []string{"HOME=" + dir}
+		cmd.Stdin = strings.NewReader(jweCanary)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("encrypt: %v", err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	good := encrypt(filepath.Join(dir, "key.pem"))
+	gone := encrypt(filepath.Join(dir, "gone.pem"))
+	os.Remove(filepath.Join(dir, "gone.pem")) // the key of that JWE is not there
+
+	labelled := map[string]string{"secrets-init.io/decrypt": "jwe"}
+	s, err := cs.CoreV1().Secrets("apps").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "gitops", Labels: labelled},
+		Data:       map[string][]byte{"password": []byte(good), "user": []byte("app")},
+		StringData: map[string]string{"token": good}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = cs.CoreV1().Secrets("apps").Get(ctx, s.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(s.Data["password"]) != jweCanary || string(s.Data["token"]) != jweCanary || string(s.Data["user"]) != "app" {
+		t.Errorf("stored Secret: password %q, token %q, user %q", s.Data["password"], s.Data["token"], s.Data["user"])
+	}
+	// An update that leaves the values keeps them; new ciphertext is decrypted.
+	s.Labels["touched"] = "yes"
+	s.Data["user"] = []byte(good)
+	if s, err = cs.CoreV1().Secrets("apps").Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if string(s.Data["password"]) != jweCanary || string(s.Data["user"]) != jweCanary {
+		t.Errorf("updated Secret: password %q, user %q", s.Data["password"], s.Data["user"])
+	}
+
+	_, err = cs.CoreV1().Secrets("apps").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bad", Labels: labelled},
+		Data: map[string][]byte{"password": []byte(good), "other": []byte(gone)}}, metav1.CreateOptions{})
+	if err == nil || !strings.Contains(err.Error(), "Secret apps/bad: data other: key file:") || strings.Contains(err.Error(), jweCanary) {
+		t.Errorf("a Secret with an undecryptable value: %v", err)
+	}
+	if _, err := cs.CoreV1().Secrets("apps").Get(ctx, "bad", metav1.GetOptions{}); err == nil {
+		t.Error("the refused Secret exists")
+	}
+
+	plain, err := cs.CoreV1().Secrets("apps").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "not-labelled"},
+		Data: map[string][]byte{"password": []byte(good)}}, metav1.CreateOptions{})
+	if err != nil || string(plain.Data["password"]) != good {
+		t.Errorf("an unlabelled Secret: %v", err)
 	}
 }
 
