@@ -11,11 +11,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/secrets-init/secrets-init/provider"
+	"github.com/secrets-init/secrets-init/provider/jwe"
 	"github.com/secrets-init/secrets-init/webhook/inject"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -79,6 +81,10 @@ func (d *Decrypter) Patch(ctx context.Context, s, old *corev1.Secret) ([]inject.
 			denials = append(denials, fmt.Sprintf("%s %s: a #%s selector is not supported in a Secret: encrypt each value on its own", field, key, ref.Key))
 		case ref.Opts.File || ref.Opts.Optional:
 			denials = append(denials, fmt.Sprintf("%s %s: ?file and ?optional have no meaning in a Secret", field, key))
+		case ref.KeyURI != "" && !allowed(ref.KeyURI):
+			// In a pod, ?key= is the operator's; in a Secret, it is written
+			// by whoever may create Secrets: the allow-list binds it too.
+			denials = append(denials, fmt.Sprintf("%s %s: ?key= names key %s, which %s does not allow", field, key, ref.KeyURI, jwe.EnvKeys))
 		default:
 			vals = append(vals, value{field, key, ref})
 		}
@@ -146,6 +152,21 @@ func (d *Decrypter) Patch(ctx context.Context, s, old *corev1.Secret) ([]inject.
 		return nil, deny(name, denials)
 	}
 	return ops, nil
+}
+
+// allowed reports whether SECRETS_INIT_JWE_KEYS (the webhook's
+// environment), when set, allows keyURI.
+func allowed(keyURI string) bool {
+	v, ok := os.LookupEnv(jwe.EnvKeys)
+	if !ok {
+		return true
+	}
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" && strings.HasPrefix(keyURI, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // finish applies the options a value may carry in a Secret.

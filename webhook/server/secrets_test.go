@@ -186,6 +186,28 @@ func TestSecretsAllowList(t *testing.T) {
 	}
 }
 
+// In a Secret, ?key= is written by whoever creates it: the allow-list
+// binds it too.
+func TestSecretsKeyOptionAllowList(t *testing.T) {
+	h := secretsHandler(t, false, nil)
+	body, _ := os.ReadFile("testdata/secrets/compact.review.json")
+	var in admissionv1.AdmissionReview
+	json.Unmarshal(body, &in)
+	var s corev1.Secret
+	json.Unmarshal(in.Request.Object.Raw, &s)
+	s.Data = map[string][]byte{"password": append(s.Data["password"], "?key=file:testdata/secrets/key.pem"...)}
+	in.Request.Object.Raw, _ = json.Marshal(&s)
+	body, _ = json.Marshal(&in)
+	if out := post(t, h, body); !out.Response.Allowed {
+		t.Fatalf("without an allow-list: %+v", out.Response.Result)
+	}
+	t.Setenv(jwe.EnvKeys, "file:/etc/keys/")
+	out := post(t, h, body)
+	if out.Response.Allowed || !strings.Contains(out.Response.Result.Message, "data password: ?key= names key file:testdata/secrets/key.pem, which SECRETS_INIT_JWE_KEYS does not allow") {
+		t.Errorf("with an allow-list: %+v", out.Response.Result)
+	}
+}
+
 func TestSecretsIgnored(t *testing.T) {
 	h := secretsHandler(t, false, nil)
 	body, _ := os.ReadFile("testdata/secrets/compact.review.json")
