@@ -66,13 +66,32 @@ func TestOptionsAndPointer(t *testing.T) {
 	}
 }
 
+// blockingKMS waits for its context to end, as a KMS that does not answer.
+type blockingKMS struct{ started chan<- struct{} }
+
+func (b blockingKMS) Unwrap(ctx context.Context, _, _ string, _ []byte) ([]byte, error) {
+	b.started <- struct{}{}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (blockingKMS) PublicKey(context.Context, string) (jwe.Public, error) {
+	return jwe.Public{}, errors.New("not here")
+}
+
 // A deadline that ends first denies the Secret, naming every key.
 func TestDeadline(t *testing.T) {
-	ref := seal(t, []byte("canary-deadline-value"))
+	started := make(chan struct{}, 1)
+	jwe.Register("hcvault", func(context.Context, provider.Settings) (jwe.KMS, error) { return blockingKMS{started}, nil })
+	var out, errb bytes.Buffer
+	if code := encrypt.Main([]string{"--key", key, "--kid", "hcvault://transit/keys/app/versions/1"}, strings.NewReader("canary-deadline-value"), &out, &errb); code != 0 {
+		t.Fatalf("encrypt: %s", errb.String())
+	}
+	ref := strings.TrimSpace(out.String())
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
+	go func() { <-started; cancel() }()
 	_, err := decrypter().Patch(ctx, secret(map[string][]byte{"a": []byte(ref), "b": []byte(ref)}, nil), nil)
-	if err == nil || !strings.Contains(err.Error(), "Secret ns/s: data a: ") || !strings.Contains(err.Error(), "; data b: ") || strings.Contains(err.Error(), "canary") {
+	if err == nil || !strings.Contains(err.Error(), "Secret ns/s: data a: key hcvault://transit/keys/app/versions/1: context canceled; data b: ") || strings.Contains(err.Error(), "canary") {
 		t.Fatalf("%v", err)
 	}
 }
