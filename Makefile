@@ -16,6 +16,10 @@ TAGS      ?=
 BUILDTAGS := grpcnotrace $(TAGS)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 20s
+# The e2e modules build Vault and kube-apiserver inside the test binary (in
+# TestMain), and go test's -timeout covers that: a cold build on a busy
+# 2-core machine took over 10 minutes, go test's default.
+E2ETIMEOUT ?= 45m
 E2E       := $(wildcard e2e/*/go.mod)
 
 .PHONY: build test vet unit fuzz e2e e2e-kubernetes release bench demo example clean
@@ -51,10 +55,10 @@ fuzz:
 	cd webhook && $(GO) test ./server -run '^$$' -fuzz '^FuzzSecretsReview$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 
 e2e:
-	@for m in $(E2E); do d=$$(dirname $$m); echo "== $$d"; (cd $$d && $(GO) test -count=1 ./...) || exit 1; done
+	@for m in $(E2E); do d=$$(dirname $$m); echo "== $$d"; (cd $$d && $(GO) test -count=1 -timeout $(E2ETIMEOUT) ./...) || exit 1; done
 
 e2e-kubernetes:
-	cd e2e/kubernetes && $(GO) test -count=1 -v ./...
+	cd e2e/kubernetes && $(GO) test -count=1 -timeout $(E2ETIMEOUT) -v ./...
 
 release:
 	@mkdir -p dist

@@ -44,8 +44,9 @@ const (
 	secretsInitImage = "registry.example.com/secrets-init@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 )
 
-// Binaries built by TestMain, before m.Run starts the -timeout clock (a
-// cold build of kube-apiserver takes minutes).
+// Binaries built by TestMain. go test's -timeout counts this build too (a
+// cold kube-apiserver takes minutes): the Makefile gives the e2e modules
+// E2ETIMEOUT.
 var secretsInit, webhookBin, kubeAPIServer, kubeControllerManager string
 
 func TestMain(m *testing.M) {
