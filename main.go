@@ -13,7 +13,6 @@ import (
 	"github.com/secrets-init/secrets-init/internal/encrypt"
 	"github.com/secrets-init/secrets-init/internal/options"
 	"github.com/secrets-init/secrets-init/policy"
-	"github.com/secrets-init/secrets-init/provider"
 	"github.com/secrets-init/secrets-init/reaper"
 	"github.com/secrets-init/secrets-init/signals"
 	"github.com/secrets-init/secrets-init/supervisor"
@@ -27,13 +26,6 @@ const (
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
-
-// stores are the stores this binary was built with, each as a function of
-// the flags; each store_*.go file adds its own unless its no_* build tag
-// leaves it out.
-var stores = map[provider.Kind]func(*options.Options) provider.Opener{
-	provider.File: func(*options.Options) provider.Opener { return provider.OpenFile },
-}
 
 const usage = `Usage:
   secrets-init [FLAGS] [--] COMMAND [ARG...]  resolve secret references, then run and supervise COMMAND

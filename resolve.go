@@ -35,8 +35,9 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 	if code := refreshUsage(environ, o.Skip); code != 0 {
 		return nil, code, nil
 	}
+	stores, closer := openStores(o)
 	cfg := provider.Config{
-		Stores:        openers(o),
+		Stores:        stores,
 		Settings:      provider.Settings{Log: log},
 		Timeout:       o.Timeout,
 		Concurrency:   o.Concurrency,
@@ -63,11 +64,24 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 	for {
 		select {
 		case r := <-done:
+			if closer == nil {
+				return r.res, 0, r.err
+			}
+			if err := closer.Close(); err != nil {
+				log.Warn("resolver", "err", err)
+			}
+			if err := closer.StartError(); err != nil {
+				fmt.Fprintf(os.Stderr, "secrets-init: %v\n", err)
+				return nil, exitFailed, nil
+			}
 			return r.res, 0, r.err
 		case s := <-sigs:
 			sig, _ := s.(syscall.Signal)
 			switch sig {
 			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP:
+				if closer != nil {
+					closer.Kill()
+				}
 				fmt.Fprintf(os.Stderr, "secrets-init: %s: resolution aborted; the command was not started\n", signals.Name(sig))
 				return nil, 128 + int(sig), nil
 			}
@@ -81,16 +95,6 @@ func passthrough(o *options.Options) []string {
 	return append(o.Passthrough[:len(o.Passthrough):len(o.Passthrough)], strings.Split(os.Getenv("VAULT_ENV_PASSTHROUGH"), ",")...)
 }
 
-// openers are the Openers of the stores this binary was built with,
-// configured by the flags.
-func openers(o *options.Options) map[provider.Kind]provider.Opener {
-	m := make(map[provider.Kind]provider.Opener, len(stores))
-	for kind, opener := range stores {
-		m[kind] = opener(o)
-	}
-	return m
-}
-
 // authInputs are variables that exist only for secrets-init to log in
 // with (Vault's, as bank-vaults vault-env reads them): they never reach
 // the command unless passed through (--passthrough,
@@ -100,6 +104,14 @@ var authInputs = []string{
 	"VAULT_TOKEN", "VAULT_TOKEN_FILE", "VAULT_AUTH_METHOD", "VAULT_ROLE", "VAULT_PATH",
 	"VAULT_ROLE_ID", "VAULT_ROLE_ID_FILE", "VAULT_SECRET_ID", "VAULT_SECRET_ID_FILE",
 	"VAULT_JWT", "VAULT_JWT_FILE", "VAULT_REVOKE_TOKEN", "VAULT_ENV_PASSTHROUGH",
+}
+
+// A storeCloser ends the stores' resolver process, in a build that has
+// one (stores_split.go).
+type storeCloser interface {
+	Close() error      // the resolution is over: end the resolver and wait for it
+	Kill()             // the resolution was aborted: kill it and wait for it
+	StartError() error // non-nil when the resolver was needed and could not start
 }
 
 // environment is the process environment merged with the --env-file

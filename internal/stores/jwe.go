@@ -1,4 +1,4 @@
-package main
+package stores
 
 import (
 	"github.com/secrets-init/secrets-init/internal/options"
@@ -8,4 +8,4 @@ import (
 
 // The jwe: store is always built; its KMSes come with their stores' build
 // tags (store_*.go register them), file: keys always.
-func init() { stores[provider.JWE] = func(*options.Options) provider.Opener { return jwe.Open } }
+func init() { Openers[provider.JWE] = func(*options.Options) provider.Opener { return jwe.Open } }

@@ -1,6 +1,6 @@
 //go:build !no_vault
 
-package main
+package stores
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	stores[provider.Vault] = func(*options.Options) provider.Opener { return vault.Open }
+	Openers[provider.Vault] = func(*options.Options) provider.Opener { return vault.Open }
 	jwe.Register("hcvault", func(ctx context.Context, s provider.Settings) (jwe.KMS, error) {
 		k, err := vault.OpenKMS(ctx, s)
 		if err != nil {

@@ -1,6 +1,6 @@
 //go:build !no_aws
 
-package main
+package stores
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 )
 
 func init() {
-	stores[provider.SecretsManager] = func(*options.Options) provider.Opener { return aws.OpenSecretsManager }
-	stores[provider.SSM] = func(*options.Options) provider.Opener { return aws.OpenSSM }
+	Openers[provider.SecretsManager] = func(*options.Options) provider.Opener { return aws.OpenSecretsManager }
+	Openers[provider.SSM] = func(*options.Options) provider.Opener { return aws.OpenSSM }
 	jwe.Register("aws-kms", func(ctx context.Context, s provider.Settings) (jwe.KMS, error) {
 		k, err := aws.OpenKMS(ctx, s)
 		if err != nil {

@@ -1,6 +1,6 @@
 //go:build !no_gcp
 
-package main
+package stores
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	stores[provider.Google] = func(o *options.Options) provider.Opener {
+	Openers[provider.Google] = func(o *options.Options) provider.Opener {
 		return gcp.Opener(gcp.Options{Project: o.GoogleProject})
 	}
 	jwe.Register("gcp-kms", func(ctx context.Context, s provider.Settings) (jwe.KMS, error) {

@@ -1,6 +1,6 @@
 //go:build !no_azure
 
-package main
+package stores
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	stores[provider.Azure] = func(*options.Options) provider.Opener { return azure.Open }
+	Openers[provider.Azure] = func(*options.Options) provider.Opener { return azure.Open }
 	jwe.Register("azure-kv", func(ctx context.Context, s provider.Settings) (jwe.KMS, error) {
 		k, err := azure.OpenKMS(ctx, s)
 		if err != nil {

@@ -1,0 +1,32 @@
+// Command secrets-init-resolver is the resolver of the split build: the
+// supervisor embeds this executable, starts it when a reference needs an
+// SDK store, and talks to it on its stdin and stdout (see package
+// resolver). It is not meant to be run by hand.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/secrets-init/secrets-init/internal/resolver"
+	"github.com/secrets-init/secrets-init/internal/stores"
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	// fd 1 carries the protocol; whatever else would print to stdout goes
+	// to stderr, where it cannot corrupt it.
+	fd, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
+	if err == nil {
+		err = unix.Dup2(2, 1)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "secrets-init: resolver: %v\n", err)
+		os.Exit(1)
+	}
+	out := os.NewFile(uintptr(fd), "protocol")
+	if err := resolver.Serve(os.Stdin, out, stores.Openers, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "secrets-init: resolver: %v\n", err)
+		os.Exit(1)
+	}
+}

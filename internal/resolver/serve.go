@@ -1,0 +1,124 @@
+package resolver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/secrets-init/secrets-init/internal/options"
+	"github.com/secrets-init/secrets-init/provider"
+)
+
+// Serve is the resolver's side of a connection: it reads the supervisor's
+// greeting and settings from in, then answers every request with the
+// Results of stores, concurrently, until in ends. Logs go to logw, in the
+// format the settings name. It returns nil when the supervisor closed the
+// connection; requests still in flight are abandoned.
+func Serve(in io.Reader, out io.Writer, stores map[provider.Kind]func(*options.Options) provider.Opener, logw io.Writer) error {
+	r := bufio.NewReaderSize(in, 64<<10)
+	if err := readHello(r); err != nil {
+		return err
+	}
+	w := bufio.NewWriter(out)
+	if err := writeHello(w); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	typ, body, err := readFrame(r)
+	if err != nil {
+		return noEOF(err)
+	}
+	if typ != frameSettings {
+		return protoErr("frame type %d before the settings", typ)
+	}
+	set, err := decodeSettings(body)
+	if err != nil {
+		return err
+	}
+	o := &options.Options{LogFormat: set.LogFormat, LogLevel: set.LogLevel, GoogleProject: set.GoogleProject, Concurrency: set.Concurrency}
+	openers := make(map[provider.Kind]provider.Opener, len(stores))
+	for kind, opener := range stores {
+		openers[kind] = opener(o)
+	}
+	s := provider.Settings{
+		Log:   o.Logger(logw),
+		Limit: provider.NewLimiter(set.Concurrency),
+	}
+	var wmu sync.Mutex
+	var werr error
+	for {
+		typ, body, err := readFrame(r)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if typ != frameFetch {
+			return protoErr("unexpected frame type %d", typ)
+		}
+		req, err := decodeRequest(body)
+		if err != nil {
+			return err
+		}
+		go func() {
+			rs := fetch(openers[req.kind], s, req)
+			frame, err := encodeResponse(response{id: req.id, results: rs})
+			if err != nil { // too large for one frame: say so instead
+				frame, _ = encodeResponse(response{id: req.id, results: provider.Failed(len(req.targets), err)})
+			}
+			wmu.Lock()
+			defer wmu.Unlock()
+			if werr == nil {
+				if _, werr = w.Write(frame); werr == nil {
+					werr = w.Flush()
+				}
+			}
+		}()
+	}
+}
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return protoErr("no settings")
+	}
+	return err
+}
+
+// fetch opens the request's store and fetches its targets, as the engine
+// does in-process: whatever the store does, one Result per target.
+func fetch(open provider.Opener, s provider.Settings, req request) (rs []provider.Result) {
+	n := len(req.targets)
+	if open == nil {
+		return provider.Failed(n, fmt.Errorf("the resolver was built without the %s store", req.kind))
+	}
+	ctx := context.Background()
+	if req.deadline > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(min(req.deadline, 1<<62)))
+		defer cancel()
+	}
+	defer func() {
+		if recover() != nil {
+			rs = provider.Failed(n, fmt.Errorf("internal error in the %s store", req.kind))
+		}
+	}()
+	st, err := open(ctx, s)
+	if err != nil {
+		return provider.Failed(n, err)
+	}
+	rs = st.Fetch(ctx, req.targets)
+	if len(rs) != n {
+		return provider.Failed(n, fmt.Errorf("internal error: the %s store answered %d of %d targets", req.kind, len(rs), n))
+	}
+	return rs
+}
+
+// errClosed is the error of requests the connection ended under.
+var errClosed = errors.New("the resolver closed the connection")

@@ -1,0 +1,169 @@
+package resolver
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestStartVariable, for tests only, forces a start path: "file" skips
+// the memfd, "none" refuses both ways as a locked-down system would.
+const TestStartVariable = "SECRETS_INIT_TEST_RESOLVER_START"
+
+// A StartError is a resolver that could not be started either way.
+type StartError struct {
+	Memfd error // executing from a memfd
+	File  error // executing a file in a private directory
+}
+
+func (e *StartError) Error() string {
+	return fmt.Sprintf("cannot start the resolver: executing it from a memfd was refused (%v) and so was executing it from a private directory (%v); "+
+		"allow one of them (vm.memfd_noexec below 2, or a tmpfs /dev/shm or $TMPDIR without noexec), or use the single-process build (go build without the embedresolver tag)",
+		e.Memfd, e.File)
+}
+
+// startImage starts the executable image: from an anonymous memory file
+// (memfd) with no file on disk, else from a 0500 file in a private 0700
+// directory on tmpfs, removed as soon as the process has started. mode is
+// TestStartVariable's value. When drop is set, image is the embedded
+// executable, and its pages are dropped from this process's memory once
+// copied.
+func startImage(image string, drop bool, argv []string, attr *os.ProcAttr, mode string) (*os.Process, error) {
+	data := unsafe.Slice(unsafe.StringData(image), len(image))
+	if drop {
+		defer dropPages(data)
+	}
+	se := &StartError{}
+	switch mode {
+	case "none":
+		se.Memfd = fmt.Errorf("%s=none", TestStartVariable)
+		se.File = se.Memfd
+		return nil, se
+	case "file":
+		se.Memfd = fmt.Errorf("%s=file", TestStartVariable)
+	default:
+		p, err := startMemfd(data, argv, attr)
+		if err == nil {
+			return p, nil
+		}
+		se.Memfd = err
+	}
+	p, err := startFile(data, argv, attr)
+	if err == nil {
+		return p, nil
+	}
+	se.File = err
+	return nil, se
+}
+
+// memfdName is the memfd's name, as /proc/PID/exe shows it
+// ("/memfd:secrets-init-resolver (deleted)").
+const memfdName = "secrets-init-resolver"
+
+// startMemfd copies the image into a sealed memfd and executes it. Go
+// starts processes from a path, so it executes /proc/self/fd/N, which the
+// kernel resolves to the memfd itself: what fexecve and execveat(fd, "",
+// AT_EMPTY_PATH) do.
+func startMemfd(data []byte, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+	fd, err := unix.MemfdCreate(memfdName, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
+	if errors.Is(err, unix.EINVAL) { // before Linux 6.3, which has no MFD_EXEC
+		fd, err = unix.MemfdCreate(memfdName, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := writeAll(fd, data); err != nil {
+		return nil, fmt.Errorf("writing the memfd: %w", err)
+	}
+	// Nothing can change the image any more.
+	unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)
+	p, err := os.StartProcess("/proc/self/fd/"+strconv.Itoa(fd), argv, attr)
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	return p, nil
+}
+
+// startFile writes the image to a 0500 file in a new 0700 directory on
+// tmpfs (/dev/shm, else $TMPDIR), executes it and removes both.
+func startFile(data []byte, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+	var errs []error
+	for _, base := range []string{"/dev/shm", os.TempDir()} {
+		p, err := startFileIn(base, data, argv, attr)
+		if err == nil {
+			return p, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", base, err))
+	}
+	return nil, errors.Join(errs...)
+}
+
+func startFileIn(base string, data []byte, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+	dir, err := os.MkdirTemp(base, "secrets-init-")
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "resolver")
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o500)
+	if err != nil {
+		return nil, err
+	}
+	err = writeAll(fd, data)
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	p, err := os.StartProcess(path, argv, attr)
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	return p, nil
+}
+
+func writeAll(fd int, data []byte) error {
+	for len(data) > 0 {
+		n, err := unix.Write(fd, data)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// unwrapPath keeps the errno of a *PathError: the path is ours and says
+// nothing useful.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// dropPages tells the kernel this process no longer needs the pages of
+// data, which lie in the executable's read-only mapping: they leave its
+// resident set (the page cache keeps them, and a read would fault them
+// back in).
+func dropPages(data []byte) {
+	page := uintptr(os.Getpagesize())
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
+	end := start + uintptr(len(data))
+	first, last := (start+page-1)&^(page-1), end&^(page-1)
+	if last > first {
+		p := unsafe.Add(unsafe.Pointer(unsafe.SliceData(data)), first-start)
+		unix.Madvise(unsafe.Slice((*byte)(p), last-first), unix.MADV_DONTNEED)
+	}
+}
