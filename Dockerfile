@@ -15,10 +15,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-# The same static build as `make release`.
-# grpcnotrace: see the Makefile (it keeps the binary 8 MB smaller).
-RUN CGO_ENABLED=0 go build -trimpath -tags "grpcnotrace $TAGS" \
-      -ldflags "-s -w -X main.version=$VERSION" -o /out/secrets-init . \
+# The same static build as `make release`: the resolver, then the
+# supervisor that embeds it (scripts/build.sh; its grpcnotrace tag: see the Makefile).
+RUN TAGS="$TAGS" VERSION="$VERSION" scripts/build.sh /out/secrets-init \
  && /out/secrets-init --version \
  && mkdir -p /out/root/usr/local/bin \
  && mv /out/secrets-init /out/root/secrets-init \

@@ -23,6 +23,10 @@ type Client struct {
 	settings Settings // sent once, first
 	env      []string // the resolver's environment (nil: this process's, when it starts)
 
+	// Stderr is the resolver's stderr: this process's unless set before
+	// the first Open.
+	Stderr *os.File
+
 	startOnce sync.Once
 	startErr  error
 
@@ -47,7 +51,7 @@ type pending struct {
 // main calls Serve) when a remote store is first opened. The resolver's
 // environment is env, or this process's at that time when env is nil.
 func NewClient(image string, s Settings, env []string) *Client {
-	return &Client{image: image, settings: s, env: env, pending: map[uint64]pending{}}
+	return &Client{image: image, settings: s, env: env, Stderr: os.Stderr, pending: map[uint64]pending{}}
 }
 
 // NewEmbeddedClient is NewClient for the executable this binary embeds.
@@ -128,7 +132,7 @@ func (c *Client) launch() error {
 	}
 	attr := &os.ProcAttr{
 		Env:   env,
-		Files: []*os.File{reqR, respW, os.Stderr},
+		Files: []*os.File{reqR, respW, c.Stderr},
 		// Should the supervisor die without closing the connection.
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	}

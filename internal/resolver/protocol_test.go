@@ -1,0 +1,191 @@
+package resolver
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/secrets-init/secrets-init/provider"
+)
+
+// frames reads the frames of a stream after its greeting.
+func frame(t *testing.T, b []byte) (byte, []byte) {
+	t.Helper()
+	typ, body, err := readFrame(bufio.NewReader(bytes.NewReader(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return typ, body
+}
+
+func TestRoundTrip(t *testing.T) {
+	s := Settings{LogFormat: "json", LogLevel: slog.LevelDebug, GoogleProject: "proj", Concurrency: 32}
+	b, err := encodeSettings(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ, body := frame(t, b)
+	got, err := decodeSettings(body)
+	if typ != frameSettings || err != nil || got != s {
+		t.Errorf("settings: %c %+v %v, want %+v", typ, got, err, s)
+	}
+
+	req := request{id: 1 << 40, kind: provider.SecretsManager, deadline: 59e9, targets: []provider.Target{
+		{Kind: provider.SecretsManager, Partition: "aws", Region: "eu-west-1", Name: "arn:aws:secretsmanager:eu-west-1:1:secret:db", Version: "v1", Stage: "AWSPREVIOUS"},
+		{Kind: provider.SecretsManager, Name: "short"},
+		{Kind: provider.SecretsManager, Project: "p", Location: "l", Vault: "https://v.vault.azure.net", Name: "ünï\x00code"},
+	}}
+	b, err = encodeRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ, body = frame(t, b)
+	gotReq, err := decodeRequest(body)
+	if typ != frameFetch || err != nil || !reflect.DeepEqual(gotReq, req) {
+		t.Errorf("request: %c %+v %v, want %+v", typ, gotReq, err, req)
+	}
+
+	deadline := fmt.Errorf("calling: %w", context.DeadlineExceeded)
+	resp := response{id: 7, results: []provider.Result{
+		{Value: []byte("v\x00\xff\n"), Version: "3"},
+		{Value: []byte{}},
+		{Value: []byte{1, 2}, Binary: true, FileValue: []byte("decoded")},
+		{Err: fmt.Errorf("secret db: %w", provider.ErrNotFound)},
+		{Err: deadline},
+		{Err: context.Canceled},
+		{Err: errors.New("access denied")},
+	}}
+	b, err = encodeResponse(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ, body = frame(t, b)
+	gotResp, err := decodeResponse(body)
+	if typ != frameResults || err != nil || gotResp.id != 7 || len(gotResp.results) != len(resp.results) {
+		t.Fatalf("response: %c %+v %v", typ, gotResp, err)
+	}
+	for i, want := range resp.results {
+		got := gotResp.results[i]
+		if !bytes.Equal(got.Value, want.Value) || (got.Value == nil) != (want.Value == nil) ||
+			got.Version != want.Version || got.Binary != want.Binary || !bytes.Equal(got.FileValue, want.FileValue) ||
+			(got.FileValue == nil) != (want.FileValue == nil) {
+			t.Errorf("result %d: %+v, want %+v", i, got, want)
+		}
+		if (got.Err == nil) != (want.Err == nil) || (got.Err != nil && got.Err.Error() != want.Err.Error()) {
+			t.Errorf("result %d: error %v, want %v", i, got.Err, want.Err)
+		}
+		for _, class := range []error{provider.ErrNotFound, context.DeadlineExceeded, context.Canceled} {
+			if errors.Is(got.Err, class) != errors.Is(want.Err, class) {
+				t.Errorf("result %d: errors.Is(%v, %v) = %v", i, got.Err, class, errors.Is(got.Err, class))
+			}
+		}
+	}
+}
+
+// TestDecodeRejects: truncated, oversized and inconsistent input is an
+// error that quotes none of it, never a panic or a huge allocation.
+func TestDecodeRejects(t *testing.T) {
+	const canary = "CANARY-7f3a"
+	good, _ := encodeResponse(response{id: 1, results: []provider.Result{{Value: []byte(canary), Version: canary}}})
+	for n := 0; n < len(good); n++ {
+		_, body, err := readFrame(bufio.NewReader(bytes.NewReader(good[:n])))
+		if err == nil {
+			_, err = decodeResponse(body)
+		}
+		if err == nil || err == io.EOF && n != 0 {
+			t.Errorf("%d of %d bytes: err %v", n, len(good), err)
+		}
+		if err != nil && strings.Contains(err.Error(), canary) {
+			t.Errorf("the error quotes the input: %v", err)
+		}
+	}
+	for _, body := range [][]byte{
+		{1, 0xff, 0xff, 0xff, 0xff, 0x0f},       // a count of 4G results in 6 bytes
+		{1, 1, hasValue, 0xff, 0xff, 0xff, 0x7f}, // a value longer than the frame
+		{1, 1, 0x80, 0, 0},                       // unknown flags
+		{1, 1, 0, 0, errNotFound},                // a class without an error
+		{1, 0, 0},                                // trailing bytes
+	} {
+		if _, err := decodeResponse(body); !errors.Is(err, ErrProtocol) {
+			t.Errorf("decodeResponse(%x): %v, want a protocol error", body, err)
+		}
+	}
+	huge := []byte{0x7f, 0xff, 0xff, 0xff, frameResults}
+	if _, _, err := readFrame(bufio.NewReader(bytes.NewReader(huge))); !errors.Is(err, ErrProtocol) {
+		t.Errorf("a 2 GiB frame: %v", err)
+	}
+	for _, hello := range []string{"", "SIR", "XXXX\x01", "SIRP\x02"} {
+		if err := readHello(strings.NewReader(hello)); !errors.Is(err, ErrProtocol) {
+			t.Errorf("greeting %q: %v", hello, err)
+		}
+	}
+}
+
+// FuzzDecode: whatever the bytes, decoding returns an error or a message
+// that encodes back to the same bytes.
+func FuzzDecode(f *testing.F) {
+	s, _ := encodeSettings(Settings{LogFormat: "text", LogLevel: slog.LevelWarn, Concurrency: 4})
+	q, _ := encodeRequest(request{id: 3, kind: provider.Vault, deadline: 1e9, targets: []provider.Target{{Kind: provider.Vault, Name: "kv/app", Version: "2"}}})
+	r, _ := encodeResponse(response{id: 3, results: []provider.Result{{Value: []byte("x"), Version: "2"}, {Err: provider.ErrNotFound}, {Value: []byte{0}, Binary: true, FileValue: []byte{}}}})
+	for _, b := range [][]byte{s, q, r} {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		typ, body, err := readFrame(bufio.NewReader(bytes.NewReader(b)))
+		if err != nil {
+			return
+		}
+		var again []byte
+		switch typ {
+		case frameSettings:
+			v, err := decodeSettings(body)
+			if err != nil {
+				return
+			}
+			again, err = encodeSettings(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w, _ := decodeSettings(again[5:]); w != v {
+				t.Fatalf("settings %+v became %+v", v, w)
+			}
+			return // varints have several encodings: compare values
+		case frameFetch:
+			v, err := decodeRequest(body)
+			if err != nil {
+				return
+			}
+			if again, err = encodeRequest(v); err != nil {
+				t.Fatal(err)
+			}
+			if w, err := decodeRequest(again[5:]); err != nil || !reflect.DeepEqual(w, v) {
+				t.Fatalf("request %+v became %+v (%v)", v, w, err)
+			}
+		case frameResults:
+			v, err := decodeResponse(body)
+			if err != nil {
+				return
+			}
+			if again, err = encodeResponse(v); err != nil {
+				t.Fatal(err)
+			}
+			w, err := decodeResponse(again[5:])
+			if err != nil || len(w.results) != len(v.results) {
+				t.Fatalf("response %+v became %+v (%v)", v, w, err)
+			}
+			for i := range v.results {
+				a, b := v.results[i], w.results[i]
+				if !bytes.Equal(a.Value, b.Value) || a.Version != b.Version || a.Binary != b.Binary || (a.Err == nil) != (b.Err == nil) {
+					t.Fatalf("result %d: %+v became %+v", i, a, b)
+				}
+			}
+		}
+	})
+}
