@@ -71,7 +71,9 @@ var testStores = map[provider.Kind]provider.Opener{
 
 type storeFunc func(context.Context, []provider.Target) []provider.Result
 
-func (f storeFunc) Fetch(ctx context.Context, ts []provider.Target) []provider.Result { return f(ctx, ts) }
+func (f storeFunc) Fetch(ctx context.Context, ts []provider.Target) []provider.Result {
+	return f(ctx, ts)
+}
 
 var image = sync.OnceValues(func() (string, error) {
 	exe, err := os.Executable()

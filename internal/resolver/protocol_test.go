@@ -107,7 +107,7 @@ func TestDecodeRejects(t *testing.T) {
 		}
 	}
 	for _, body := range [][]byte{
-		{1, 0xff, 0xff, 0xff, 0xff, 0x0f},       // a count of 4G results in 6 bytes
+		{1, 0xff, 0xff, 0xff, 0xff, 0x0f},        // a count of 4G results in 6 bytes
 		{1, 1, hasValue, 0xff, 0xff, 0xff, 0x7f}, // a value longer than the frame
 		{1, 1, 0x80, 0, 0},                       // unknown flags
 		{1, 1, 0, 0, errNotFound},                // a class without an error
