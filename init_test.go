@@ -190,6 +190,8 @@ func startInit(t *testing.T, ns bool, env []string, args ...string) *proc {
 func startInitWith(t *testing.T, ns bool, bin string, wrap []string, env []string, args ...string) *proc {
 	t.Helper()
 	argv := append(append(slices.Clone(wrap), bin), args...)
+	given, _ := resolverVars(t)
+	env = append(slices.Clone(env), given...)
 	if ns {
 		argv = append([]string{requireUnshare(t), "--pid", "--fork", "--mount-proc", "--kill-child"}, argv...)
 	}
@@ -766,7 +768,8 @@ func TestInitEnvironmentPassesThrough(t *testing.T) {
 	}
 	p.waitOutput()
 	got := strings.Split(strings.TrimSuffix(string(p.stdout.bytes()), "\x00"), "\x00")
-	want := slices.Clone(env)
+	_, seen := resolverVars(t)
+	want := append(slices.Clone(env), seen...)
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -999,7 +1002,8 @@ func startTTY(t *testing.T, ns bool) *ttyProc {
 		argv = append([]string{requireUnshare(t), "--pid", "--fork", "--mount-proc", "--kill-child"}, argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = []string{stdPath, "TERM=dumb"}
+	given, _ := resolverVars(t)
+	cmd.Env = append([]string{stdPath, "TERM=dumb"}, given...)
 	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
 	if err != nil {
 		t.Fatal(err)

@@ -71,7 +71,13 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 				log.Warn("resolver", "err", err)
 			}
 			if err := closer.StartError(); err != nil {
-				fmt.Fprintf(os.Stderr, "secrets-init: %v\n", err)
+				// One line, instead of one per variable: the fix is
+				// the same for all of them.
+				if o.LogFormat == "json" {
+					log.Error("cannot start the resolver", "err", err)
+				} else {
+					fmt.Fprintf(os.Stderr, "secrets-init: %v\n", err)
+				}
 				return nil, exitFailed, nil
 			}
 			return r.res, 0, r.err
