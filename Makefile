@@ -77,6 +77,7 @@ bench:
 	bench/slim.sh
 	bench/stores.sh
 	bench/fleet.sh
+	bench/split.sh
 
 clean:
 	rm -rf secrets-init dist

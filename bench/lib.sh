@@ -5,9 +5,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 "$GO" build -o "$tmp/harness" ./bench/harness
 
-# release_build OUT [TAGS]: CGO_ENABLED=0, -trimpath, grpcnotrace, stripped.
+# release_build OUT [TAGS]: the release build, as `make build` makes it
+# (scripts/build.sh: CGO_ENABLED=0, -trimpath, grpcnotrace, stripped; the
+# supervisor with the resolver embedded unless TAGS leaves out every SDK).
 release_build() {
-	CGO_ENABLED=0 "$GO" build -trimpath -tags "grpcnotrace ${2:-}" -ldflags '-s -w' -o "$1" .
+	GO="$GO" TAGS="${2:-}" scripts/build.sh "$1"
 }
 
 # binary_under_test sets BIN, unless the caller did, to a release build.

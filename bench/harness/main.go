@@ -37,7 +37,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: harness stores|fleet|exectime|passthrough ...")
+		fmt.Fprintln(os.Stderr, "usage: harness stores|fleet|exectime|passthrough|compare ...")
 		os.Exit(2)
 	}
 	var err error
@@ -50,6 +50,8 @@ func main() {
 		err = exectime(os.Stdout, args)
 	case "passthrough":
 		err = passthrough(os.Stdout, args)
+	case "compare":
+		err = compare(os.Stdout, args)
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
 	}

@@ -135,8 +135,13 @@ func memory(bin, sleep string, env []string) (map[string]string, error) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	// Read a few times over half a second and keep the largest figures: the
-	// runtime may still be returning memory, or allocate a little.
+	return readStatus(pid)
+}
+
+// readStatus reads /proc/PID/status a few times over half a second and
+// keeps the largest figures: the runtime may still be returning memory, or
+// allocate a little.
+func readStatus(pid int) (map[string]string, error) {
 	out := map[string]string{}
 	best := map[string]int{}
 	for i := 0; i < 5; i++ {
