@@ -53,10 +53,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "secrets-init")
-	// The same static build as the Dockerfile's, in the product's own module.
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	// The same static build as the Dockerfile's (the split one), in the
+	// product's own module.
+	build := exec.Command("scripts/build.sh", bin)
 	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building secrets-init: %v\n%s", err, out)
 		os.RemoveAll(dir)

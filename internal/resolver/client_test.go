@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/secrets-init/secrets-init/provider"
 )
@@ -301,5 +303,31 @@ func TestKillBeforeStart(t *testing.T) {
 	c.Kill()
 	if _, err := c.Opener(provider.Google)(context.Background(), provider.Settings{}); err == nil || c.Started() {
 		t.Errorf("Open after Kill: %v, started %v", err, c.Started())
+	}
+}
+
+// probeText lies in the test binary's read-only data, as the embedded
+// resolver lies in the supervisor's.
+const probeText = "This text is read back from the executable file at the offset its address maps to."
+
+// TestOpenSelf: the bytes of a constant are found in /proc/self/exe
+// through the ELF program headers, for sendfile to copy from.
+func TestOpenSelf(t *testing.T) {
+	data := unsafe.Slice(unsafe.StringData(probeText), len(probeText))
+	f := openSelf(data)
+	if f == nil {
+		exe, _ := os.ReadFile("/proc/self/exe")
+		if len(exe) > 17 && exe[16] != 2 {
+			t.Skip("a position-independent test binary")
+		}
+		t.Fatal("the constant was not found in the executable")
+	}
+	defer f.Close()
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(f, got); err != nil || string(got) != probeText {
+		t.Errorf("read %q, %v", got, err)
+	}
+	if openSelf([]byte(strings.Repeat("heap", 20))) != nil {
+		t.Error("bytes on the heap were found in the executable")
 	}
 }

@@ -1,8 +1,10 @@
 package resolver
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,8 +37,13 @@ func (e *StartError) Error() string {
 // copied.
 func startImage(image string, drop bool, argv []string, attr *os.ProcAttr, mode string) (*os.Process, error) {
 	data := unsafe.Slice(unsafe.StringData(image), len(image))
+	var src *os.File // the executable holding data, to copy it from in the kernel
 	if drop {
 		defer dropPages(data)
+		src = openSelf(data)
+		if src != nil {
+			defer src.Close()
+		}
 	}
 	se := &StartError{}
 	switch mode {
@@ -47,13 +54,13 @@ func startImage(image string, drop bool, argv []string, attr *os.ProcAttr, mode 
 	case "file":
 		se.Memfd = fmt.Errorf("%s=file", TestStartVariable)
 	default:
-		p, err := startMemfd(data, argv, attr)
+		p, err := startMemfd(data, src, argv, attr)
 		if err == nil {
 			return p, nil
 		}
 		se.Memfd = err
 	}
-	p, err := startFile(data, argv, attr)
+	p, err := startFile(data, src, argv, attr)
 	if err == nil {
 		return p, nil
 	}
@@ -69,7 +76,7 @@ const memfdName = "secrets-init-resolver"
 // starts processes from a path, so it executes /proc/self/fd/N, which the
 // kernel resolves to the memfd itself: what fexecve and execveat(fd, "",
 // AT_EMPTY_PATH) do.
-func startMemfd(data []byte, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+func startMemfd(data []byte, src *os.File, argv []string, attr *os.ProcAttr) (*os.Process, error) {
 	fd, err := unix.MemfdCreate(memfdName, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
 	if errors.Is(err, unix.EINVAL) { // before Linux 6.3, which has no MFD_EXEC
 		fd, err = unix.MemfdCreate(memfdName, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
@@ -78,7 +85,7 @@ func startMemfd(data []byte, argv []string, attr *os.ProcAttr) (*os.Process, err
 		return nil, fmt.Errorf("memfd_create: %w", err)
 	}
 	defer unix.Close(fd)
-	if err := writeAll(fd, data); err != nil {
+	if err := copyImage(fd, data, src); err != nil {
 		return nil, fmt.Errorf("writing the memfd: %w", err)
 	}
 	// Nothing can change the image any more.
@@ -92,10 +99,10 @@ func startMemfd(data []byte, argv []string, attr *os.ProcAttr) (*os.Process, err
 
 // startFile writes the image to a 0500 file in a new 0700 directory on
 // tmpfs (/dev/shm, else $TMPDIR), executes it and removes both.
-func startFile(data []byte, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+func startFile(data []byte, src *os.File, argv []string, attr *os.ProcAttr) (*os.Process, error) {
 	var errs []error
 	for _, base := range []string{"/dev/shm", os.TempDir()} {
-		p, err := startFileIn(base, data, argv, attr)
+		p, err := startFileIn(base, data, src, argv, attr)
 		if err == nil {
 			return p, nil
 		}
@@ -104,7 +111,7 @@ func startFile(data []byte, argv []string, attr *os.ProcAttr) (*os.Process, erro
 	return nil, errors.Join(errs...)
 }
 
-func startFileIn(base string, data []byte, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+func startFileIn(base string, data []byte, src *os.File, argv []string, attr *os.ProcAttr) (*os.Process, error) {
 	dir, err := os.MkdirTemp(base, "secrets-init-")
 	if err != nil {
 		return nil, unwrapPath(err)
@@ -115,7 +122,7 @@ func startFileIn(base string, data []byte, argv []string, attr *os.ProcAttr) (*o
 	if err != nil {
 		return nil, err
 	}
-	err = writeAll(fd, data)
+	err = copyImage(fd, data, src)
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
@@ -127,6 +134,96 @@ func startFileIn(base string, data []byte, argv []string, attr *os.ProcAttr) (*o
 		return nil, unwrapPath(err)
 	}
 	return p, nil
+}
+
+// copyImage writes data to fd: from src, the executable file data is
+// mapped from, with sendfile when there is one (the kernel copies from
+// the page cache, and this process touches none of the pages), else from
+// memory.
+func copyImage(fd int, data []byte, src *os.File) error {
+	if src == nil {
+		return writeAll(fd, data)
+	}
+	off, err := src.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	for left := len(data); left > 0; {
+		n, err := unix.Sendfile(fd, int(src.Fd()), &off, left)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrUnexpectedEOF
+		}
+		left -= n
+	}
+	return nil
+}
+
+// openSelf opens this process's executable positioned at data, which must
+// lie in one of its loaded segments, or returns nil. It reads the ELF
+// program headers of a non-PIE executable (Go's default on Linux), where
+// addresses are those of the file, and checks the bytes it finds.
+func openSelf(data []byte) *os.File {
+	if len(data) < 64 {
+		return nil
+	}
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil
+	}
+	off, ok := segmentOffset(f, uintptr(unsafe.Pointer(unsafe.SliceData(data))), len(data))
+	var head [64]byte
+	if ok {
+		_, err = f.ReadAt(head[:], off)
+	}
+	if !ok || err != nil || string(head[:]) != string(data[:64]) {
+		f.Close()
+		return nil
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		f.Close()
+		return nil
+	}
+	return f
+}
+
+// segmentOffset maps the address of n bytes to their offset in the ELF
+// file f, through its PT_LOAD program headers.
+func segmentOffset(f *os.File, addr uintptr, n int) (int64, bool) {
+	var eh [64]byte
+	if _, err := f.ReadAt(eh[:], 0); err != nil {
+		return 0, false
+	}
+	le := binary.LittleEndian
+	// 64-bit, little-endian, ET_EXEC.
+	if string(eh[:4]) != "\x7fELF" || eh[4] != 2 || eh[5] != 1 || le.Uint16(eh[16:]) != 2 {
+		return 0, false
+	}
+	phoff, phentsize, phnum := int64(le.Uint64(eh[32:])), int(le.Uint16(eh[54:])), int(le.Uint16(eh[56:]))
+	if phentsize < 56 || phnum == 0 || phnum > 64 {
+		return 0, false
+	}
+	ph := make([]byte, phentsize*phnum)
+	if _, err := f.ReadAt(ph, phoff); err != nil {
+		return 0, false
+	}
+	for i := range phnum {
+		h := ph[i*phentsize:]
+		if le.Uint32(h) != 1 { // PT_LOAD
+			continue
+		}
+		offset, vaddr, filesz := le.Uint64(h[8:]), le.Uint64(h[16:]), le.Uint64(h[32:])
+		a := uint64(addr)
+		if a >= vaddr && a+uint64(n) <= vaddr+filesz {
+			return int64(offset + a - vaddr), true
+		}
+	}
+	return 0, false
 }
 
 func writeAll(fd int, data []byte) error {
