@@ -125,6 +125,7 @@ func compare(out io.Writer, args []string) error {
 		}
 	}()
 	sm := all[0]
+	var last []string
 	for _, f := range strings.Split(*counts, ",") {
 		refs, err := strconv.Atoi(f)
 		if err != nil || refs < 1 {
@@ -158,6 +159,26 @@ func compare(out io.Writer, args []string) error {
 				return "—"
 			}
 			return ms(median(times[i])) + " ms"
+		})
+		last = runEnv
+	}
+	// Memory once references were resolved (the last count's).
+	for i, b := range builds {
+		mems[i] = nil
+		if len(b.argv) == 1 {
+			m, err := memoryOf(b.argv, "/bin/sleep", last)
+			if err != nil {
+				return fmt.Errorf("%s: %w", b.name, err)
+			}
+			mems[i] = m
+		}
+	}
+	for _, k := range []string{"RssAnon", "VmRSS"} {
+		row("supervisor "+k+" while the command runs, after those references", func(i int) string {
+			if mems[i] == nil {
+				return "—"
+			}
+			return mems[i][k]
 		})
 	}
 	return nil

@@ -162,7 +162,7 @@ func (c *Client) launch() error {
 func (c *Client) read(f *os.File) {
 	defer close(c.readEnd)
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
+	r := bufio.NewReaderSize(f, 4<<10)
 	err := readHello(r)
 	for err == nil {
 		var typ byte
