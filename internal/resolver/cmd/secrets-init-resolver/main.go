@@ -7,6 +7,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/secrets-init/secrets-init/internal/resolver"
 	"github.com/secrets-init/secrets-init/internal/stores"
@@ -14,6 +16,11 @@ import (
 )
 
 func main() {
+	// Signals are the supervisor's to handle: it kills the resolver when
+	// the resolution is aborted. Those a terminal sends to the whole
+	// foreground group must not end it first (the supervisor would see
+	// its stores fail, not the signal), nor make it dump its goroutines.
+	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU)
 	// fd 1 carries the protocol; whatever else would print to stdout goes
 	// to stderr, where it cannot corrupt it.
 	fd, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
