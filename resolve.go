@@ -35,7 +35,7 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 	if code := refreshUsage(environ, o.Skip); code != 0 {
 		return nil, code, nil
 	}
-	stores, closer := openStores(o)
+	stores, closer := openStores(o, log)
 	cfg := provider.Config{
 		Stores:        stores,
 		Settings:      provider.Settings{Log: log},

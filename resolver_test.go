@@ -165,6 +165,13 @@ func TestResolverLeavesNothing(t *testing.T) {
 			if strings.Contains(p.stderr.String(), resolvedValue) {
 				t.Errorf("stderr holds the value:\n%v", p.stderr)
 			}
+			// The debug line on the resolver's start tells the way it
+			// took, and that the embedded executable was copied by the
+			// kernel from the file.
+			if want := `msg="resolver started" pid=`; !strings.Contains(p.stderr.String(), want) ||
+				!strings.Contains(p.stderr.String(), " from="+mode+" ") || !strings.Contains(p.stderr.String(), " sendfile=true ") {
+				t.Errorf("stderr lacks the resolver's start from %s with sendfile:\n%v", mode, p.stderr)
+			}
 
 			// sleep(1) opens no file of its own, unlike a Go program.
 			p = startInit(t, true, env, "--", "sleep", "1000")

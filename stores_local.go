@@ -3,6 +3,8 @@
 package main
 
 import (
+	"log/slog"
+
 	"github.com/secrets-init/secrets-init/internal/options"
 	"github.com/secrets-init/secrets-init/internal/stores"
 	"github.com/secrets-init/secrets-init/provider"
@@ -11,7 +13,7 @@ import (
 // openStores returns the stores of a resolution, configured by the flags.
 // This build (a plain go build) resolves in-process: every store it was
 // built with runs here.
-func openStores(o *options.Options) (map[provider.Kind]provider.Opener, storeCloser) {
+func openStores(o *options.Options, _ *slog.Logger) (map[provider.Kind]provider.Opener, storeCloser) {
 	all := map[provider.Kind]provider.Opener{provider.File: provider.OpenFile}
 	for kind, opener := range stores.Openers {
 		all[kind] = opener(o)

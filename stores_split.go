@@ -3,6 +3,8 @@
 package main
 
 import (
+	"log/slog"
+
 	"github.com/secrets-init/secrets-init/internal/options"
 	"github.com/secrets-init/secrets-init/internal/resolver"
 	"github.com/secrets-init/secrets-init/provider"
@@ -17,7 +19,7 @@ var remoteKinds []provider.Kind
 // build) links no SDK: the stores that need one run in the resolver, a
 // process started from the executable it embeds when a reference first
 // needs one of them (docs/resolver-protocol.md).
-func openStores(o *options.Options) (map[provider.Kind]provider.Opener, storeCloser) {
+func openStores(o *options.Options, log *slog.Logger) (map[provider.Kind]provider.Opener, storeCloser) {
 	all := map[provider.Kind]provider.Opener{provider.File: provider.OpenFile}
 	c := resolver.NewEmbeddedClient(resolver.Settings{
 		LogFormat:     o.LogFormat,
@@ -28,6 +30,7 @@ func openStores(o *options.Options) (map[provider.Kind]provider.Opener, storeClo
 	if c == nil {
 		return all, nil
 	}
+	c.Log = log
 	for _, k := range remoteKinds {
 		all[k] = c.Opener(k)
 	}

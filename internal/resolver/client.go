@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"syscall"
@@ -26,6 +27,8 @@ type Client struct {
 	// Stderr is the resolver's stderr: this process's unless set before
 	// the first Open.
 	Stderr *os.File
+	// Log, when set, gets a debug line on the resolver's start.
+	Log *slog.Logger
 
 	startOnce sync.Once
 	startErr  error
@@ -136,7 +139,8 @@ func (c *Client) launch() error {
 		// Should the supervisor die without closing the connection.
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	}
-	proc, err := startImage(c.image, c.embedded, []string{argv0}, attr, os.Getenv(TestStartVariable))
+	var info startInfo
+	proc, err := startImage(c.image, c.embedded, []string{argv0}, attr, os.Getenv(TestStartVariable), &info)
 	reqR.Close()
 	respW.Close()
 	if err != nil {
@@ -145,6 +149,10 @@ func (c *Client) launch() error {
 		return err
 	}
 	c.proc, c.w, c.readEnd = proc, reqW, make(chan struct{})
+	if c.Log != nil {
+		c.Log.Debug("resolver started", "pid", proc.Pid, "from", info.from, "bytes", len(c.image), "sendfile", info.sendfile,
+			"copy", info.copied.Round(time.Microsecond), "exec", info.started.Round(time.Microsecond))
+	}
 	// The greeting and the settings go out at once; the resolver reads
 	// them when it is up, with the first request right behind them.
 	frame, err := encodeSettings(c.settings)

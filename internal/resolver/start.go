@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -35,7 +36,7 @@ func (e *StartError) Error() string {
 // TestStartVariable's value. When drop is set, image is the embedded
 // executable, and its pages are dropped from this process's memory once
 // copied.
-func startImage(image string, drop bool, argv []string, attr *os.ProcAttr, mode string) (*os.Process, error) {
+func startImage(image string, drop bool, argv []string, attr *os.ProcAttr, mode string, info *startInfo) (*os.Process, error) {
 	data := unsafe.Slice(unsafe.StringData(image), len(image))
 	var src *os.File // the executable holding data, to copy it from in the kernel
 	if drop {
@@ -54,13 +55,15 @@ func startImage(image string, drop bool, argv []string, attr *os.ProcAttr, mode 
 	case "file":
 		se.Memfd = fmt.Errorf("%s=file", TestStartVariable)
 	default:
-		p, err := startMemfd(data, src, argv, attr)
+		info.from = "memfd"
+		p, err := startMemfd(data, src, argv, attr, info)
 		if err == nil {
 			return p, nil
 		}
 		se.Memfd = err
 	}
-	p, err := startFile(data, src, argv, attr)
+	info.from = "file"
+	p, err := startFile(data, src, argv, attr, info)
 	if err == nil {
 		return p, nil
 	}
@@ -76,7 +79,7 @@ const memfdName = "secrets-init-resolver"
 // starts processes from a path, so it executes /proc/self/fd/N, which the
 // kernel resolves to the memfd itself: what fexecve and execveat(fd, "",
 // AT_EMPTY_PATH) do.
-func startMemfd(data []byte, src *os.File, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+func startMemfd(data []byte, src *os.File, argv []string, attr *os.ProcAttr, info *startInfo) (*os.Process, error) {
 	fd, err := unix.MemfdCreate(memfdName, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
 	if errors.Is(err, unix.EINVAL) { // before Linux 6.3, which has no MFD_EXEC
 		fd, err = unix.MemfdCreate(memfdName, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
@@ -85,12 +88,12 @@ func startMemfd(data []byte, src *os.File, argv []string, attr *os.ProcAttr) (*o
 		return nil, fmt.Errorf("memfd_create: %w", err)
 	}
 	defer unix.Close(fd)
-	if err := copyImage(fd, data, src); err != nil {
+	if err := info.copyImage(fd, data, src); err != nil {
 		return nil, fmt.Errorf("writing the memfd: %w", err)
 	}
 	// Nothing can change the image any more.
 	unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)
-	p, err := os.StartProcess("/proc/self/fd/"+strconv.Itoa(fd), argv, attr)
+	p, err := info.exec("/proc/self/fd/"+strconv.Itoa(fd), argv, attr)
 	if err != nil {
 		return nil, unwrapPath(err)
 	}
@@ -99,10 +102,10 @@ func startMemfd(data []byte, src *os.File, argv []string, attr *os.ProcAttr) (*o
 
 // startFile writes the image to a 0500 file in a new 0700 directory on
 // tmpfs (/dev/shm, else $TMPDIR), executes it and removes both.
-func startFile(data []byte, src *os.File, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+func startFile(data []byte, src *os.File, argv []string, attr *os.ProcAttr, info *startInfo) (*os.Process, error) {
 	var errs []error
 	for _, base := range []string{"/dev/shm", os.TempDir()} {
-		p, err := startFileIn(base, data, src, argv, attr)
+		p, err := startFileIn(base, data, src, argv, attr, info)
 		if err == nil {
 			return p, nil
 		}
@@ -111,7 +114,7 @@ func startFile(data []byte, src *os.File, argv []string, attr *os.ProcAttr) (*os
 	return nil, errors.Join(errs...)
 }
 
-func startFileIn(base string, data []byte, src *os.File, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+func startFileIn(base string, data []byte, src *os.File, argv []string, attr *os.ProcAttr, info *startInfo) (*os.Process, error) {
 	dir, err := os.MkdirTemp(base, "secrets-init-")
 	if err != nil {
 		return nil, unwrapPath(err)
@@ -122,18 +125,40 @@ func startFileIn(base string, data []byte, src *os.File, argv []string, attr *os
 	if err != nil {
 		return nil, err
 	}
-	err = copyImage(fd, data, src)
+	err = info.copyImage(fd, data, src)
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, err
 	}
-	p, err := os.StartProcess(path, argv, attr)
+	p, err := info.exec(path, argv, attr)
 	if err != nil {
 		return nil, unwrapPath(err)
 	}
 	return p, nil
+}
+
+// startInfo is how the resolver was started and what it took, for a
+// debug line.
+type startInfo struct {
+	from            string        // memfd or file
+	sendfile        bool          // copied in the kernel from the executable
+	copied, started time.Duration // copying the executable; starting the process
+}
+
+func (i *startInfo) copyImage(fd int, data []byte, src *os.File) error {
+	start := time.Now()
+	err := copyImage(fd, data, src)
+	i.copied, i.sendfile = time.Since(start), src != nil
+	return err
+}
+
+func (i *startInfo) exec(path string, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+	start := time.Now()
+	p, err := os.StartProcess(path, argv, attr)
+	i.started = time.Since(start)
+	return p, err
 }
 
 // copyImage writes data to fd: from src, the executable file data is
