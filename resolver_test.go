@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -300,5 +301,32 @@ func TestSignalKillsResolver(t *testing.T) {
 				t.Errorf("stderr %q does not say why it stopped, or holds more", p.stderr)
 			}
 		})
+	}
+}
+
+// TestSplitLinksNoSDK: the supervisor of the split build links no SDK
+// module: they are all in the resolver it embeds.
+func TestSplitLinksNoSDK(t *testing.T) {
+	t.Parallel()
+	if !testbin.Split() {
+		t.Skip("the single-process build links the SDKs")
+	}
+	out, err := exec.Command("go", "version", "-m", buildBinary(t)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "dep" {
+			continue
+		}
+		for _, sdk := range []string{"github.com/aws/", "cloud.google.com/", "github.com/Azure/", "github.com/hashicorp/vault/", "google.golang.org/grpc"} {
+			if strings.HasPrefix(f[1], sdk) {
+				t.Errorf("the supervisor links %s", f[1])
+			}
+		}
+	}
+	if !strings.Contains(string(out), "embedresolver") {
+		t.Errorf("not built with the embedresolver tag:\n%s", out)
 	}
 }
