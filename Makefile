@@ -33,14 +33,20 @@ build:
 test: vet unit fuzz e2e demo
 
 # vet checks every build-tag variant (each no_* alone, then all together),
-# so that files only one variant compiles (provider/vault/login_off_*.go,
-# the store_*.go files) cannot rot.
+# and the split supervisor's (tag embedresolver), so that files only one
+# variant compiles (provider/vault/login_off_*.go, internal/stores/*.go,
+# split_*.go) cannot rot.
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet ./...
 	@for tags in no_aws no_gcp no_azure no_vault 'no_aws no_gcp no_azure no_vault'; do \
 		echo "$(GO) vet -tags '$$tags' ./..."; $(GO) vet -tags "$$tags" ./... || exit 1; \
 	done
+	@# The split supervisor's files, with an empty stand-in for the resolver.
+	@tmp=$$(mktemp -d) && : >"$$tmp/empty" && \
+	printf '{"Replace":{"%s/internal/resolver/bin/secrets-init-resolver":"%s/empty"}}' "$$(pwd)" "$$tmp" >"$$tmp/overlay.json" && \
+	echo "$(GO) vet -tags embedresolver ./..." && $(GO) vet -tags embedresolver -overlay "$$tmp/overlay.json" ./...; \
+	rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 unit:
 	$(GO) test -race -count=1 ./...

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/secrets-init/secrets-init/internal/options"
 	"github.com/secrets-init/secrets-init/provider"
 )
 
@@ -26,7 +27,18 @@ const canary = "CANARY-b1c2d3"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(helperVariable) == "1" {
-		if err := Serve(os.Stdin, os.Stdout, testStores, os.Stderr); err != nil {
+		stores := map[provider.Kind]func(*options.Options) provider.Opener{}
+		for kind, open := range testStores {
+			stores[kind] = func(*options.Options) provider.Opener { return open }
+		}
+		// The Google store as the flags configure it: "project" reads
+		// back --google-project.
+		google := stores[provider.Google]
+		stores[provider.Google] = func(o *options.Options) provider.Opener {
+			project = o.GoogleProject
+			return google(o)
+		}
+		if err := Serve(os.Stdin, os.Stdout, stores, os.Stderr); err != nil {
 			fmt.Fprintf(os.Stderr, "secrets-init: resolver: %v\n", err)
 			os.Exit(1)
 		}
@@ -34,6 +46,9 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// project is the Google project the test resolver was given.
+var project string
 
 // testStores exercise the protocol, not any SDK: files (the real store),
 // and stores that block, fail, log, crash or panic on demand.
@@ -50,6 +65,8 @@ var testStores = map[provider.Kind]provider.Opener{
 					os.Exit(3)
 				case "panic":
 					panic(canary)
+				case "project":
+					rs[i].Value = []byte(project)
 				case "log":
 					s.Log.Warn("a store's warning", "target", t.Name)
 					rs[i].Value = []byte(canary)
@@ -199,11 +216,14 @@ func TestStartRefused(t *testing.T) {
 // internal error that prints nothing, and a store's log line comes out in
 // the supervisor's format.
 func TestErrorsCross(t *testing.T) {
-	c, stderr := newClient(t, Settings{LogFormat: "json", LogLevel: slog.LevelInfo})
+	c, stderr := newClient(t, Settings{LogFormat: "json", LogLevel: slog.LevelInfo, GoogleProject: "proj-42"})
 	g := open(t, c, provider.Google)
-	rs := g.Fetch(context.Background(), []provider.Target{{Kind: provider.Google, Name: "a"}, {Kind: provider.Google, Name: "missing"}})
+	rs := g.Fetch(context.Background(), []provider.Target{{Kind: provider.Google, Name: "a"}, {Kind: provider.Google, Name: "missing"}, {Kind: provider.Google, Name: "project"}})
 	if string(rs[0].Value) != "google:a" || rs[0].Version != "7" {
 		t.Errorf("result %+v", rs[0])
+	}
+	if string(rs[2].Value) != "proj-42" {
+		t.Errorf("the store was opened with project %q, want the settings' proj-42", rs[2].Value)
 	}
 	if !errors.Is(rs[1].Err, provider.ErrNotFound) || rs[1].Err.Error() != "secret missing: not found" {
 		t.Errorf("missing: %v", rs[1].Err)
