@@ -136,8 +136,12 @@ func (c *Client) launch() error {
 	attr := &os.ProcAttr{
 		Env:   env,
 		Files: []*os.File{reqR, respW, c.Stderr},
-		// Should the supervisor die without closing the connection.
-		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+		// A process group of its own, so that the signals a terminal
+		// sends to the foreground group (Ctrl-C, Ctrl-\) reach only the
+		// supervisor, which acts on them (its main ignores them too,
+		// once it runs); killed should the supervisor die without
+		// closing the connection.
+		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	}
 	var info startInfo
 	proc, err := startImage(c.image, c.embedded, []string{argv0}, attr, os.Getenv(TestStartVariable), &info)
