@@ -10,9 +10,7 @@ import (
 	"os"
 	"os/signal"
 
-	"github.com/secrets-init/secrets-init/internal/encrypt"
 	"github.com/secrets-init/secrets-init/internal/options"
-	"github.com/secrets-init/secrets-init/policy"
 	"github.com/secrets-init/secrets-init/reaper"
 	"github.com/secrets-init/secrets-init/signals"
 	"github.com/secrets-init/secrets-init/supervisor"
@@ -54,9 +52,9 @@ func run(args []string) int {
 		case "check":
 			return check(args[1:])
 		case "policy":
-			return policy.Main(args[1:], os.Stdin, os.Stdout, os.Stderr)
+			return runTool("policy", args[1:])
 		case "encrypt":
-			return encrypt.Main(args[1:], os.Stdin, os.Stdout, os.Stderr)
+			return runTool("encrypt", args[1:])
 		}
 	}
 	return runCommand(args)

@@ -5,6 +5,7 @@ package main
 // started, and signals while it runs.
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/secrets-init/secrets-init/internal/testbin"
+	"github.com/secrets-init/secrets-init/policy"
 	"github.com/secrets-init/secrets-init/provider/aws/awsfake"
 )
 
@@ -328,5 +330,29 @@ func TestSplitLinksNoSDK(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "embedresolver") {
 		t.Errorf("not built with the embedresolver tag:\n%s", out)
+	}
+}
+
+// TestPolicyInResolver: the split build runs `policy` in its embedded
+// resolver, with the very output and exit code of the in-process one.
+func TestPolicyInResolver(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	for _, args := range [][]string{
+		{"-f", "policy/testdata/manifests/workloads.yaml", "--format", "aws"},
+		{"-f", "policy/testdata/manifests/app.env"},
+		{"--no-such-flag"},
+	} {
+		var wantOut, wantErr bytes.Buffer
+		wantCode := policy.Main(args, strings.NewReader(""), &wantOut, &wantErr)
+		cmd := exec.Command(bin, append([]string{"policy"}, args...)...)
+		cmd.Env = []string{stdPath}
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != wantCode || out.String() != wantOut.String() || errOut.String() != wantErr.String() {
+			t.Errorf("policy %v: exit %d, stdout %q, stderr %q\nwant exit %d, stdout %q, stderr %q",
+				args, code, trunc(out.String()), errOut.String(), wantCode, trunc(wantOut.String()), wantErr.String())
+		}
 	}
 }

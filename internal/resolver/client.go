@@ -311,3 +311,31 @@ func (c *Client) Pid() int {
 	}
 	return c.proc.Pid
 }
+
+// Run runs the embedded executable with argv (its argv[1] names what to
+// do, such as "policy"), stdin, stdout and stderr this process's, and
+// returns its exit code (128+N for a death by signal N). Signals from a
+// terminal reach it as its own: it is in this process's group.
+func Run(argv []string) (int, error) {
+	if Executable == "" {
+		return 0, errors.New("this binary embeds no resolver")
+	}
+	attr := &os.ProcAttr{
+		Env:   os.Environ(),
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	}
+	var info startInfo
+	proc, err := startImage(Executable, true, argv, attr, os.Getenv(TestStartVariable), &info)
+	if err != nil {
+		return 0, err
+	}
+	st, err := proc.Wait()
+	if err != nil {
+		return 0, err
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return st.ExitCode(), nil
+}

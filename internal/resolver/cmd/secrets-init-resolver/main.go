@@ -12,10 +12,16 @@ import (
 
 	"github.com/secrets-init/secrets-init/internal/resolver"
 	"github.com/secrets-init/secrets-init/internal/stores"
+	"github.com/secrets-init/secrets-init/policy"
 	"golang.org/x/sys/unix"
 )
 
 func main() {
+	// The split build's supervisor runs its subcommands that need more
+	// than it links here (see policy_split.go).
+	if len(os.Args) > 1 && os.Args[1] == "policy" {
+		os.Exit(policy.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	// Signals are the supervisor's to handle: it kills the resolver when
 	// the resolution is aborted. Those a terminal sends to the whole
 	// foreground group must not end it first (the supervisor would see
