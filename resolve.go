@@ -67,8 +67,15 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 			if closer == nil {
 				return r.res, 0, r.err
 			}
-			if err := closer.Close(); err != nil {
-				log.Warn("resolver", "err", err)
+			if dryRun || o.Exec {
+				// Nothing will reap it after this: wait for it.
+				if err := closer.Close(); err != nil {
+					log.Warn("resolver", "err", err)
+				}
+			} else {
+				// The supervisor's reaper collects it while the
+				// command starts.
+				closer.Detach()
 			}
 			if err := closer.StartError(); err != nil {
 				// One line, instead of one per variable: the fix is
@@ -116,6 +123,7 @@ var authInputs = []string{
 // one (stores_split.go).
 type storeCloser interface {
 	Close() error      // the resolution is over: end the resolver and wait for it
+	Detach()           // the resolution is over: end the resolver, for the reaper to collect
 	Kill()             // the resolution was aborted: kill it and wait for it
 	StartError() error // non-nil when the resolver was needed and could not start
 }

@@ -199,11 +199,18 @@ func TestResolverLeavesNothing(t *testing.T) {
 					t.Errorf("the command holds fd %s: %s", fd, link)
 				}
 			}
-			for fd, link := range fds(t, init) {
-				if strings.Contains(link, "memfd:") || (strings.HasPrefix(link, "pipe:") && atoi(t, fd) > 2 && given[fd] != link) {
-					t.Errorf("secrets-init still holds fd %s: %s", fd, link)
+			// secrets-init lets go of the resolver's pipe once it has
+			// exited, which the command does not wait for.
+			var held []string
+			waitFor(t, "secrets-init to close the resolver's pipe and memfd", func() bool {
+				held = held[:0]
+				for fd, link := range fds(t, init) {
+					if strings.Contains(link, "memfd:") || (strings.HasPrefix(link, "pipe:") && atoi(t, fd) > 2 && given[fd] != link) {
+						held = append(held, fd+" "+link)
+					}
 				}
-			}
+				return len(held) == 0
+			}, lazy(func() string { return fmt.Sprintf("secrets-init holds %v", held) }))
 		})
 	}
 }

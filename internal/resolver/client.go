@@ -286,6 +286,23 @@ func (c *Client) Close() error {
 	return err
 }
 
+// Detach ends the resolver, if one was started, without waiting for it:
+// it closes the connection, on which the resolver exits (its exit takes a
+// few milliseconds: the command need not wait for them). Its exit status
+// is left for the caller's reaper, which must collect every child: the
+// supervisor's does. No resolver starts after Detach.
+func (c *Client) Detach() {
+	c.mu.Lock()
+	c.closed = true
+	proc, w := c.proc, c.w
+	c.mu.Unlock()
+	if proc == nil {
+		return
+	}
+	w.Close()
+	proc.Release()
+}
+
 // Kill ends the resolver at once, if one was started, and waits for it.
 // No resolver starts after Kill.
 func (c *Client) Kill() {

@@ -351,3 +351,23 @@ func TestOpenSelf(t *testing.T) {
 		t.Error("bytes on the heap were found in the executable")
 	}
 }
+
+// TestDetach: after Detach the resolver exits on its own, with status 0,
+// for the caller's reaper to collect; a later request fails at once.
+func TestDetach(t *testing.T) {
+	c, _ := newClient(t, Settings{})
+	rs := open(t, c, provider.Google).Fetch(context.Background(), []provider.Target{{Kind: provider.Google, Name: "a"}})
+	if string(rs[0].Value) != "google:a" {
+		t.Fatalf("result %+v", rs[0])
+	}
+	pid := c.Pid()
+	c.Detach()
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil || !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Errorf("the resolver: %v, status %v", err, ws)
+	}
+	rs = open(t, c, provider.Google).Fetch(context.Background(), []provider.Target{{Kind: provider.Google, Name: "b"}})
+	if rs[0].Err == nil {
+		t.Errorf("a request after Detach: %+v", rs[0])
+	}
+}
