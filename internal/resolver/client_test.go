@@ -39,7 +39,9 @@ func TestMain(m *testing.M) {
 			return google(o)
 		}
 		if err := Serve(os.Stdin, os.Stdout, stores, os.Stderr); err != nil {
-			fmt.Fprintf(os.Stderr, "secrets-init: resolver: %v\n", err)
+			if !errors.Is(err, ErrReported) {
+				fmt.Fprintf(os.Stderr, "secrets-init: resolver: %v\n", err)
+			}
 			os.Exit(1)
 		}
 		os.Exit(0)

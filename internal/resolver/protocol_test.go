@@ -189,3 +189,21 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestServeReportsInFormat: once the settings have said how to log, the
+// resolver reports a broken stream in that format, quoting none of it.
+func TestServeReportsInFormat(t *testing.T) {
+	set, _ := encodeSettings(Settings{LogFormat: "json"})
+	in := append(append([]byte(Magic+"\x01"), set...), 0, 0, 0, 9, frameFetch, 'C', 'A', 'N', 'A', 'R', 'Y', 0xff, 0xff)
+	var out, logs bytes.Buffer
+	err := Serve(bytes.NewReader(in), &out, nil, &logs)
+	if !errors.Is(err, ErrReported) {
+		t.Fatalf("Serve: %v", err)
+	}
+	if !strings.HasPrefix(logs.String(), `{"time":`) || !strings.Contains(logs.String(), "resolver protocol") || strings.Contains(logs.String(), "CANARY") {
+		t.Errorf("log %q: want one JSON line naming the protocol error, quoting nothing", logs.String())
+	}
+	if !bytes.HasPrefix(out.Bytes(), []byte(Magic+"\x01")) {
+		t.Errorf("no greeting: %q", out.Bytes())
+	}
+}

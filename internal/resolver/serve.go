@@ -50,6 +50,19 @@ func Serve(in io.Reader, out io.Writer, stores map[provider.Kind]func(*options.O
 		Log:   o.Logger(logw),
 		Limit: provider.NewLimiter(set.Concurrency),
 	}
+	if err := serve(r, w, openers, s); err != nil {
+		// In the supervisor's format, as its own lines are.
+		s.Log.Error("resolver", "err", err)
+		return ErrReported
+	}
+	return nil
+}
+
+// ErrReported is Serve's error once it has logged why it stopped.
+var ErrReported = errors.New("resolver stopped (reported)")
+
+// serve answers requests until r ends.
+func serve(r *bufio.Reader, w *bufio.Writer, openers map[provider.Kind]provider.Opener, s provider.Settings) error {
 	var wmu sync.Mutex
 	var werr error
 	for {

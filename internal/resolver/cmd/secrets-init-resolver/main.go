@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -39,7 +40,9 @@ func main() {
 	}
 	out := os.NewFile(uintptr(fd), "protocol")
 	if err := resolver.Serve(os.Stdin, out, stores.Openers, os.Stderr); err != nil {
-		fmt.Fprintf(os.Stderr, "secrets-init: resolver: %v\n", err)
+		if !errors.Is(err, resolver.ErrReported) { // before the settings said how to log
+			fmt.Fprintf(os.Stderr, "secrets-init: resolver: %v\n", err)
+		}
 		os.Exit(1)
 	}
 }
