@@ -12,7 +12,6 @@ import (
 	"github.com/secrets-init/secrets-init/envfile"
 	"github.com/secrets-init/secrets-init/internal/options"
 	"github.com/secrets-init/secrets-init/provider"
-	"github.com/secrets-init/secrets-init/provider/jwe"
 	"github.com/secrets-init/secrets-init/signals"
 )
 
@@ -27,7 +26,7 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 		fmt.Fprintf(os.Stderr, "secrets-init: %v\n", err)
 		return nil, exitFailed, nil
 	}
-	detectJWE, err := jwe.Detect(os.Getenv)
+	detectJWE, err := provider.DetectJWE(os.Getenv)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "secrets-init: %v\n", err)
 		return nil, exitFailed, nil

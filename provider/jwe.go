@@ -199,3 +199,20 @@ func unescapeKeyURI(s string) (string, error) {
 }
 
 func isBase64URLChar(c rune) bool { return isAlnum(c) || c == '-' || c == '_' }
+
+// EnvDetectJWE=1 makes a bare JWE value a jwe: reference.
+const EnvDetectJWE = "SECRETS_INIT_JWE_DETECT"
+
+// DetectJWE reads SECRETS_INIT_JWE_DETECT from getenv: "1" or "true" turns
+// detection of bare JWE values on; unset, empty, "0" or "false" leaves it
+// off; anything else is an error.
+func DetectJWE(getenv func(string) string) (bool, error) {
+	switch v := getenv(EnvDetectJWE); strings.ToLower(v) {
+	case "1", "true":
+		return true, nil
+	case "", "0", "false":
+		return false, nil
+	default:
+		return false, fmt.Errorf("%s=%q: want 1 or 0", EnvDetectJWE, v)
+	}
+}

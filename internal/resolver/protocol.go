@@ -189,7 +189,7 @@ func encodeRequest(r request) ([]byte, error) {
 	e.uvarint(r.deadline)
 	e.uvarint(uint64(len(r.targets)))
 	for _, t := range r.targets {
-		for _, s := range [...]string{t.Partition, t.Region, t.Project, t.Location, t.Vault, t.Name, t.Version, t.Stage} {
+		for _, s := range [...]string{t.Partition, t.Region, t.Project, t.Location, t.Vault, t.Name, t.Version, t.Stage, t.KeyURI} {
 			e.string(s)
 		}
 	}
@@ -348,12 +348,12 @@ func decodeRequest(body []byte) (request, error) {
 	r.id = d.uvarint("request id")
 	r.kind = provider.Kind(d.byte("kind"))
 	r.deadline = d.uvarint("deadline")
-	n := d.count("target count", 8)
+	n := d.count("target count", 9)
 	r.targets = make([]provider.Target, n)
 	for i := range r.targets {
 		t := &r.targets[i]
 		t.Kind = r.kind
-		for _, s := range [...]*string{&t.Partition, &t.Region, &t.Project, &t.Location, &t.Vault, &t.Name, &t.Version, &t.Stage} {
+		for _, s := range [...]*string{&t.Partition, &t.Region, &t.Project, &t.Location, &t.Vault, &t.Name, &t.Version, &t.Stage, &t.KeyURI} {
 			*s = d.string("target")
 		}
 	}

@@ -207,3 +207,43 @@ func TestServeReportsInFormat(t *testing.T) {
 		t.Errorf("no greeting: %q", out.Bytes())
 	}
 }
+
+// TestEveryTargetField: a request carries every field of a Target, so
+// that a field added to provider.Target cannot be dropped on the way to
+// the resolver (targets that differ only in it would then be fetched
+// alike).
+func TestEveryTargetField(t *testing.T) {
+	var target provider.Target
+	v := reflect.ValueOf(&target).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString(v.Type().Field(i).Name + "-value")
+		case reflect.Uint8: // Kind: the request's own
+			f.SetUint(uint64(provider.JWE))
+		default:
+			t.Fatalf("Target.%s is a %s: the protocol encodes strings only", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	b, err := encodeRequest(request{id: 1, kind: provider.JWE, targets: []provider.Target{target}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body := frame(t, b)
+	got, err := decodeRequest(body)
+	if err != nil || len(got.targets) != 1 || got.targets[0] != target {
+		t.Errorf("sent %+v, received %+v (%v)", target, got.targets, err)
+	}
+}
+
+// TestResultFields: a response carries these fields of a Result; a field
+// added to provider.Result must be added to the protocol too.
+func TestResultFields(t *testing.T) {
+	var names []string
+	for f := range reflect.TypeFor[provider.Result]().Fields() {
+		names = append(names, f.Name)
+	}
+	if want := []string{"Value", "Version", "Binary", "FileValue", "Err"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("provider.Result has the fields %v; the protocol carries %v", names, want)
+	}
+}

@@ -7,5 +7,5 @@ import (
 )
 
 // The jwe: store is always built; its KMSes come with their stores' build
-// tags (store_*.go register them), file: keys always.
+// tags (the other files of this package register them), file: keys always.
 func init() { Openers[provider.JWE] = func(*options.Options) provider.Opener { return jwe.Open } }

@@ -23,7 +23,7 @@ const (
 	// keys a JWE's kid may name.
 	EnvKeys = "SECRETS_INIT_JWE_KEYS"
 	// EnvDetect=1 makes a bare JWE value a jwe: reference.
-	EnvDetect = "SECRETS_INIT_JWE_DETECT"
+	EnvDetect = provider.EnvDetectJWE
 )
 
 var (
@@ -37,17 +37,9 @@ var (
 
 // Detect reads SECRETS_INIT_JWE_DETECT from getenv: "1" or "true" turns
 // detection of bare JWE values on; unset, empty, "0" or "false" leaves it
-// off; anything else is an error.
-func Detect(getenv func(string) string) (bool, error) {
-	switch v := getenv(EnvDetect); strings.ToLower(v) {
-	case "1", "true":
-		return true, nil
-	case "", "0", "false":
-		return false, nil
-	default:
-		return false, fmt.Errorf("%s=%q: want 1 or 0", EnvDetect, v)
-	}
-}
+// off; anything else is an error. (It is provider.DetectJWE, which the
+// split build's supervisor calls without linking this package.)
+func Detect(getenv func(string) string) (bool, error) { return provider.DetectJWE(getenv) }
 
 // Open opens the jwe: store. The key settings come from the environment
 // (SECRETS_INIT_JWE_KEY, SECRETS_INIT_JWE_KEYS); no KMS is opened until a

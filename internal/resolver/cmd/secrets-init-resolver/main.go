@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/secrets-init/secrets-init/internal/encrypt"
 	"github.com/secrets-init/secrets-init/internal/resolver"
 	"github.com/secrets-init/secrets-init/internal/stores"
 	"github.com/secrets-init/secrets-init/policy"
@@ -19,9 +20,14 @@ import (
 
 func main() {
 	// The split build's supervisor runs its subcommands that need more
-	// than it links here (see policy_split.go).
-	if len(os.Args) > 1 && os.Args[1] == "policy" {
-		os.Exit(policy.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	// than it links here (see tools_split.go).
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "policy":
+			os.Exit(policy.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+		case "encrypt":
+			os.Exit(encrypt.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+		}
 	}
 	// Signals are the supervisor's to handle: it kills the resolver when
 	// the resolution is aborted. Those a terminal sends to the whole
