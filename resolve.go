@@ -71,6 +71,12 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 				if err := closer.Close(); err != nil {
 					log.Warn("resolver", "err", err)
 				}
+			} else if refreshOn(o) {
+				// Refresh checks and re-reads through these stores
+				// while the command runs: the resolver stays, until
+				// secrets-init exits (it then sees the connection
+				// end, or dies with its parent).
+				residentStores = stores
 			} else {
 				// The supervisor's reaper collects it while the
 				// command starts.
@@ -116,6 +122,21 @@ var authInputs = []string{
 	"VAULT_TOKEN", "VAULT_TOKEN_FILE", "VAULT_AUTH_METHOD", "VAULT_ROLE", "VAULT_PATH",
 	"VAULT_ROLE_ID", "VAULT_ROLE_ID_FILE", "VAULT_SECRET_ID", "VAULT_SECRET_ID_FILE",
 	"VAULT_JWT", "VAULT_JWT_FILE", "VAULT_REVOKE_TOKEN", "VAULT_ENV_PASSTHROUGH",
+}
+
+// residentStores are the stores of the resolution when refresh keeps
+// them (and, in the split build, the resolver) for the command's life.
+var residentStores map[provider.Kind]provider.Opener
+
+// openers are the Openers of the stores this binary was built with,
+// configured by the flags: the resolution's own when they are kept for
+// refresh.
+func openers(o *options.Options) map[provider.Kind]provider.Opener {
+	if residentStores != nil {
+		return residentStores
+	}
+	m, _ := openStores(o, nil)
+	return m
 }
 
 // A storeCloser ends the stores' resolver process, in a build that has

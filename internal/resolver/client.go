@@ -39,22 +39,26 @@ type Client struct {
 	w       *os.File // requests; closing it tells the resolver to exit
 	nextID  uint64
 	pending map[uint64]pending
-	broken  error         // the connection failed: every later request fails with it
-	readEnd chan struct{} // closed when the reader is done
+	// versioner records, per Kind, whether the resolver's store is a
+	// provider.Versioner, as its answers say.
+	versioner map[provider.Kind]bool
+	broken    error         // the connection failed: every later request fails with it
+	readEnd   chan struct{} // closed when the reader is done
 
 	wmu sync.Mutex // one frame at a time on w
 }
 
 type pending struct {
-	ch chan []provider.Result
-	n  int
+	ch   chan []provider.Result
+	n    int
+	kind provider.Kind
 }
 
 // NewClient returns a Client that starts image (a static executable whose
 // main calls Serve) when a remote store is first opened. The resolver's
 // environment is env, or this process's at that time when env is nil.
 func NewClient(image string, s Settings, env []string) *Client {
-	return &Client{image: image, settings: s, env: env, Stderr: os.Stderr, pending: map[uint64]pending{}}
+	return &Client{image: image, settings: s, env: env, Stderr: os.Stderr, pending: map[uint64]pending{}, versioner: map[provider.Kind]bool{}}
 }
 
 // NewEmbeddedClient is NewClient for the executable this binary embeds.
@@ -68,11 +72,19 @@ func NewEmbeddedClient(s Settings) *Client {
 	return c
 }
 
-// Opener returns the Opener of a remote store of kind.
+// Opener returns the Opener of a remote store of kind. Once the
+// resolver has answered for kind, and its store has a cheap version check
+// (provider.Versioner), the stores it opens have one too.
 func (c *Client) Opener(kind provider.Kind) provider.Opener {
 	return func(ctx context.Context, _ provider.Settings) (provider.Store, error) {
 		if err := c.start(); err != nil {
 			return nil, err
+		}
+		c.mu.Lock()
+		versioner := c.versioner[kind]
+		c.mu.Unlock()
+		if versioner {
+			return remoteVersioner{remote{c, kind}}, nil
 		}
 		return remote{c, kind}, nil
 	}
@@ -85,7 +97,14 @@ type remote struct {
 }
 
 func (r remote) Fetch(ctx context.Context, targets []provider.Target) []provider.Result {
-	return r.c.fetch(ctx, r.kind, targets)
+	return r.c.fetch(ctx, r.kind, opFetch, targets)
+}
+
+// remoteVersioner is a remote store whose resolver store is a Versioner.
+type remoteVersioner struct{ remote }
+
+func (r remoteVersioner) Versions(ctx context.Context, targets []provider.Target) []provider.Result {
+	return r.c.fetch(ctx, r.kind, opVersions, targets)
 }
 
 // Started reports whether a resolver process was started.
@@ -194,6 +213,9 @@ func (c *Client) read(f *os.File) {
 		c.mu.Lock()
 		p, ok := c.pending[resp.id]
 		delete(c.pending, resp.id)
+		if ok {
+			c.versioner[p.kind] = resp.versioner
+		}
 		c.mu.Unlock()
 		if !ok || len(resp.results) != p.n {
 			err = protoErr("an answer to no request, or of the wrong size")
@@ -220,8 +242,8 @@ func (c *Client) failAll(err error) {
 	}
 }
 
-func (c *Client) fetch(ctx context.Context, kind provider.Kind, targets []provider.Target) []provider.Result {
-	req := request{kind: kind, targets: targets}
+func (c *Client) fetch(ctx context.Context, kind provider.Kind, op byte, targets []provider.Target) []provider.Result {
+	req := request{kind: kind, op: op, targets: targets}
 	if dl, ok := ctx.Deadline(); ok {
 		req.deadline = uint64(max(time.Until(dl), 1))
 	}
@@ -233,7 +255,7 @@ func (c *Client) fetch(ctx context.Context, kind provider.Kind, targets []provid
 	}
 	c.nextID++
 	req.id = c.nextID
-	c.pending[req.id] = pending{ch, len(targets)}
+	c.pending[req.id] = pending{ch, len(targets), kind}
 	c.mu.Unlock()
 
 	frame, err := encodeRequest(req)

@@ -57,7 +57,7 @@ var project string
 var testStores = map[provider.Kind]provider.Opener{
 	provider.File: provider.OpenFile,
 	provider.Google: func(ctx context.Context, s provider.Settings) (provider.Store, error) {
-		return storeFunc(func(ctx context.Context, ts []provider.Target) []provider.Result {
+		return versionedStore{func(ctx context.Context, ts []provider.Target) []provider.Result {
 			rs := make([]provider.Result, len(ts))
 			for i, t := range ts {
 				switch t.Name {
@@ -77,7 +77,7 @@ var testStores = map[provider.Kind]provider.Opener{
 				}
 			}
 			return rs
-		}), nil
+		}}, nil
 	},
 	provider.Vault: func(ctx context.Context, s provider.Settings) (provider.Store, error) {
 		return storeFunc(func(ctx context.Context, ts []provider.Target) []provider.Result {
@@ -91,6 +91,22 @@ var testStores = map[provider.Kind]provider.Opener{
 }
 
 type storeFunc func(context.Context, []provider.Target) []provider.Result
+
+// versionedStore is a storeFunc with a version check: version "v-NAME",
+// or ErrDenied for "denied".
+type versionedStore struct{ storeFunc }
+
+func (versionedStore) Versions(ctx context.Context, ts []provider.Target) []provider.Result {
+	rs := make([]provider.Result, len(ts))
+	for i, t := range ts {
+		if t.Name == "denied" {
+			rs[i].Err = fmt.Errorf("describe %s: %w", t.Name, provider.ErrDenied)
+		} else {
+			rs[i].Version = "v-" + t.Name
+		}
+	}
+	return rs
+}
 
 func (f storeFunc) Fetch(ctx context.Context, ts []provider.Target) []provider.Result {
 	return f(ctx, ts)
@@ -371,5 +387,30 @@ func TestDetach(t *testing.T) {
 	rs = open(t, c, provider.Google).Fetch(context.Background(), []provider.Target{{Kind: provider.Google, Name: "b"}})
 	if rs[0].Err == nil {
 		t.Errorf("a request after Detach: %+v", rs[0])
+	}
+}
+
+// TestVersions: once the resolver has answered for a store with a version
+// check, the stores the client opens for it have one too (refresh's cheap
+// check), and its errors keep their class; a store without one stays a
+// plain Store.
+func TestVersions(t *testing.T) {
+	c, _ := newClient(t, Settings{})
+	g := open(t, c, provider.Google)
+	if _, ok := g.(provider.Versioner); ok {
+		t.Fatal("a Versioner before the resolver said so")
+	}
+	g.Fetch(context.Background(), []provider.Target{{Kind: provider.Google, Name: "a"}})
+	v, ok := open(t, c, provider.Google).(provider.Versioner)
+	if !ok {
+		t.Fatal("the Google store lost its version check")
+	}
+	rs := v.Versions(context.Background(), []provider.Target{{Kind: provider.Google, Name: "a"}, {Kind: provider.Google, Name: "denied"}})
+	if rs[0].Version != "v-a" || rs[0].Value != nil || !errors.Is(rs[1].Err, provider.ErrDenied) {
+		t.Errorf("versions %+v", rs)
+	}
+	open(t, c, provider.File).Fetch(context.Background(), []provider.Target{{Kind: provider.File, Name: "/nonexistent"}})
+	if _, ok := open(t, c, provider.File).(provider.Versioner); ok {
+		t.Error("the file store became a Versioner")
 	}
 }

@@ -50,18 +50,26 @@ type Settings struct {
 	Concurrency   int        // --concurrency: the resolver's own bound on concurrent calls
 }
 
+// Request operations.
+const (
+	opFetch    = 0 // Store.Fetch
+	opVersions = 1 // provider.Versioner.Versions
+)
+
 // request asks for the targets of one Kind.
 type request struct {
 	id       uint64
 	kind     provider.Kind
+	op       byte   // opFetch or opVersions
 	deadline uint64 // nanoseconds left when it was sent; 0: none
 	targets  []provider.Target
 }
 
 // response answers the request with the same id, one Result per target.
 type response struct {
-	id      uint64
-	results []provider.Result
+	id        uint64
+	versioner bool // the resolver's store of the kind is a provider.Versioner
+	results   []provider.Result
 }
 
 // Result flags.
@@ -77,6 +85,9 @@ const (
 	errNotFound = 1 << 1 // provider.ErrNotFound
 	errDeadline = 1 << 2 // context.DeadlineExceeded
 	errCanceled = 1 << 3 // context.Canceled
+	errDenied   = 1 << 4 // provider.ErrDenied
+	errNoVers   = 1 << 5 // provider.ErrUnversioned
+	errClasses  = errPresent | errNotFound | errDeadline | errCanceled | errDenied | errNoVers
 )
 
 // RemoteError is a store's error as it crossed the pipe: its text, and
@@ -97,6 +108,10 @@ func (e *RemoteError) Is(target error) bool {
 		return e.class&errDeadline != 0
 	case context.Canceled:
 		return e.class&errCanceled != 0
+	case provider.ErrDenied:
+		return e.class&errDenied != 0
+	case provider.ErrUnversioned:
+		return e.class&errNoVers != 0
 	}
 	return false
 }
@@ -114,6 +129,12 @@ func errorClass(err error) byte {
 	}
 	if errors.Is(err, context.Canceled) {
 		c |= errCanceled
+	}
+	if errors.Is(err, provider.ErrDenied) {
+		c |= errDenied
+	}
+	if errors.Is(err, provider.ErrUnversioned) {
+		c |= errNoVers
 	}
 	return c
 }
@@ -186,6 +207,7 @@ func encodeRequest(r request) ([]byte, error) {
 	e := newFrame(frameFetch)
 	e.uvarint(r.id)
 	e.byte(byte(r.kind))
+	e.byte(r.op)
 	e.uvarint(r.deadline)
 	e.uvarint(uint64(len(r.targets)))
 	for _, t := range r.targets {
@@ -199,6 +221,11 @@ func encodeRequest(r request) ([]byte, error) {
 func encodeResponse(r response) ([]byte, error) {
 	e := newFrame(frameResults)
 	e.uvarint(r.id)
+	if r.versioner {
+		e.byte(1)
+	} else {
+		e.byte(0)
+	}
 	e.uvarint(uint64(len(r.results)))
 	for _, res := range r.results {
 		var flags byte
@@ -347,6 +374,9 @@ func decodeRequest(body []byte) (request, error) {
 	var r request
 	r.id = d.uvarint("request id")
 	r.kind = provider.Kind(d.byte("kind"))
+	if r.op = d.byte("operation"); r.op > opVersions {
+		d.fail("operation")
+	}
 	r.deadline = d.uvarint("deadline")
 	n := d.count("target count", 9)
 	r.targets = make([]provider.Target, n)
@@ -364,6 +394,13 @@ func decodeResponse(body []byte) (response, error) {
 	d := &decoder{b: body}
 	var r response
 	r.id = d.uvarint("response id")
+	switch d.byte("response flags") {
+	case 0:
+	case 1:
+		r.versioner = true
+	default:
+		d.fail("response flags")
+	}
 	n := d.count("result count", 3)
 	r.results = make([]provider.Result, n)
 	for i := range r.results {
@@ -382,7 +419,7 @@ func decodeResponse(body []byte) (response, error) {
 		}
 		class := d.byte("error class")
 		switch {
-		case class&^(errPresent|errNotFound|errDeadline|errCanceled) != 0 || (class != 0 && class&errPresent == 0):
+		case class&^errClasses != 0 || (class != 0 && class&errPresent == 0):
 			d.fail("error class")
 		case class != 0:
 			res.Err = &RemoteError{Msg: d.string("error"), class: class}

@@ -37,7 +37,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("settings: %c %+v %v, want %+v", typ, got, err, s)
 	}
 
-	req := request{id: 1 << 40, kind: provider.SecretsManager, deadline: 59e9, targets: []provider.Target{
+	req := request{id: 1 << 40, kind: provider.SecretsManager, op: opVersions, deadline: 59e9, targets: []provider.Target{
 		{Kind: provider.SecretsManager, Partition: "aws", Region: "eu-west-1", Name: "arn:aws:secretsmanager:eu-west-1:1:secret:db", Version: "v1", Stage: "AWSPREVIOUS"},
 		{Kind: provider.SecretsManager, Name: "short"},
 		{Kind: provider.SecretsManager, Project: "p", Location: "l", Vault: "https://v.vault.azure.net", Name: "ünï\x00code"},
@@ -53,7 +53,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 
 	deadline := fmt.Errorf("calling: %w", context.DeadlineExceeded)
-	resp := response{id: 7, results: []provider.Result{
+	resp := response{id: 7, versioner: true, results: []provider.Result{
 		{Value: []byte("v\x00\xff\n"), Version: "3"},
 		{Value: []byte{}},
 		{Value: []byte{1, 2}, Binary: true, FileValue: []byte("decoded")},
@@ -61,6 +61,8 @@ func TestRoundTrip(t *testing.T) {
 		{Err: deadline},
 		{Err: context.Canceled},
 		{Err: errors.New("access denied")},
+		{Err: fmt.Errorf("DescribeSecret: %w", provider.ErrDenied)},
+		{Err: fmt.Errorf("kv v1: %w", provider.ErrUnversioned)},
 	}}
 	b, err = encodeResponse(resp)
 	if err != nil {
@@ -68,7 +70,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	typ, body = frame(t, b)
 	gotResp, err := decodeResponse(body)
-	if typ != frameResults || err != nil || gotResp.id != 7 || len(gotResp.results) != len(resp.results) {
+	if typ != frameResults || err != nil || gotResp.id != 7 || !gotResp.versioner || len(gotResp.results) != len(resp.results) {
 		t.Fatalf("response: %c %+v %v", typ, gotResp, err)
 	}
 	for i, want := range resp.results {
@@ -81,7 +83,7 @@ func TestRoundTrip(t *testing.T) {
 		if (got.Err == nil) != (want.Err == nil) || (got.Err != nil && got.Err.Error() != want.Err.Error()) {
 			t.Errorf("result %d: error %v, want %v", i, got.Err, want.Err)
 		}
-		for _, class := range []error{provider.ErrNotFound, context.DeadlineExceeded, context.Canceled} {
+		for _, class := range []error{provider.ErrNotFound, context.DeadlineExceeded, context.Canceled, provider.ErrDenied, provider.ErrUnversioned} {
 			if errors.Is(got.Err, class) != errors.Is(want.Err, class) {
 				t.Errorf("result %d: errors.Is(%v, %v) = %v", i, got.Err, class, errors.Is(got.Err, class))
 			}
@@ -107,11 +109,13 @@ func TestDecodeRejects(t *testing.T) {
 		}
 	}
 	for _, body := range [][]byte{
-		{1, 0xff, 0xff, 0xff, 0xff, 0x0f},        // a count of 4G results in 6 bytes
-		{1, 1, hasValue, 0xff, 0xff, 0xff, 0x7f}, // a value longer than the frame
-		{1, 1, 0x80, 0, 0},                       // unknown flags
-		{1, 1, 0, 0, errNotFound},                // a class without an error
-		{1, 0, 0},                                // trailing bytes
+		{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},        // a count of 4G results in 7 bytes
+		{1, 0, 1, hasValue, 0xff, 0xff, 0xff, 0x7f}, // a value longer than the frame
+		{1, 0, 1, 0x80, 0, 0},                       // unknown result flags
+		{1, 0, 1, 0, 0, errNotFound},                // a class without an error
+		{1, 0, 1, 0, 0, 1 << 7},                     // an unknown class
+		{1, 2, 0},                                   // unknown response flags
+		{1, 0, 0, 0},                                // trailing bytes
 	} {
 		if _, err := decodeResponse(body); !errors.Is(err, ErrProtocol) {
 			t.Errorf("decodeResponse(%x): %v, want a protocol error", body, err)

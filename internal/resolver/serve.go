@@ -81,8 +81,8 @@ func serve(r *bufio.Reader, w *bufio.Writer, openers map[provider.Kind]provider.
 			return err
 		}
 		go func() {
-			rs := fetch(openers[req.kind], s, req)
-			frame, err := encodeResponse(response{id: req.id, results: rs})
+			rs, versioner := fetch(openers[req.kind], s, req)
+			frame, err := encodeResponse(response{id: req.id, versioner: versioner, results: rs})
 			if err != nil { // too large for one frame: say so instead
 				frame, _ = encodeResponse(response{id: req.id, results: provider.Failed(len(req.targets), err)})
 			}
@@ -104,12 +104,13 @@ func noEOF(err error) error {
 	return err
 }
 
-// fetch opens the request's store and fetches its targets, as the engine
-// does in-process: whatever the store does, one Result per target.
-func fetch(open provider.Opener, s provider.Settings, req request) (rs []provider.Result) {
+// fetch opens the request's store and fetches its targets (or their
+// versions), as the engine does in-process: whatever the store does, one
+// Result per target. It also reports whether the store is a Versioner.
+func fetch(open provider.Opener, s provider.Settings, req request) (rs []provider.Result, versioner bool) {
 	n := len(req.targets)
 	if open == nil {
-		return provider.Failed(n, fmt.Errorf("the resolver was built without the %s store", req.kind))
+		return provider.Failed(n, fmt.Errorf("the resolver was built without the %s store", req.kind)), false
 	}
 	ctx := context.Background()
 	if req.deadline > 0 {
@@ -124,13 +125,21 @@ func fetch(open provider.Opener, s provider.Settings, req request) (rs []provide
 	}()
 	st, err := open(ctx, s)
 	if err != nil {
-		return provider.Failed(n, err)
+		return provider.Failed(n, err), false
 	}
-	rs = st.Fetch(ctx, req.targets)
+	v, versioner := st.(provider.Versioner)
+	switch {
+	case req.op == opFetch:
+		rs = st.Fetch(ctx, req.targets)
+	case versioner:
+		rs = v.Versions(ctx, req.targets)
+	default:
+		return provider.Failed(n, fmt.Errorf("the %s store has no version check: %w", req.kind, provider.ErrUnversioned)), false
+	}
 	if len(rs) != n {
-		return provider.Failed(n, fmt.Errorf("internal error: the %s store answered %d of %d targets", req.kind, len(rs), n))
+		return provider.Failed(n, fmt.Errorf("internal error: the %s store answered %d of %d targets", req.kind, len(rs), n)), versioner
 	}
-	return rs
+	return rs, versioner
 }
 
 // errClosed is the error of requests the connection ended under.
