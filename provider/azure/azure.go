@@ -118,14 +118,7 @@ func (st *store) Fetch(ctx context.Context, targets []provider.Target) []provide
 }
 
 func (st *store) fetch(ctx context.Context, t provider.Target) provider.Result {
-	vault := t.Vault
-	if vault == "" {
-		if st.vaultErr != nil {
-			return provider.Result{Err: st.vaultErr}
-		}
-		vault = st.vault
-	}
-	c, err := st.client(vault)
+	c, vault, err := st.clientFor(t)
 	if err != nil {
 		return provider.Result{Err: err}
 	}
@@ -149,6 +142,20 @@ func (st *store) fetch(ctx context.Context, t provider.Target) provider.Result {
 		r.FileValue = b // as stored in the environment; decoded in a ?file
 	}
 	return r
+}
+
+// clientFor returns the client of t's vault: the one its reference names,
+// else AZURE_KEY_VAULT_URL's.
+func (st *store) clientFor(t provider.Target) (*azsecrets.Client, string, error) {
+	vault := t.Vault
+	if vault == "" {
+		if st.vaultErr != nil {
+			return nil, "", st.vaultErr
+		}
+		vault = st.vault
+	}
+	c, err := st.client(vault)
+	return c, vault, err
 }
 
 // client returns the vault's client, creating it on first use.

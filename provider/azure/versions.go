@@ -36,14 +36,7 @@ func (st *store) Versions(ctx context.Context, targets []provider.Target) []prov
 }
 
 func (st *store) version(ctx context.Context, t provider.Target) provider.Result {
-	vault := t.Vault
-	if vault == "" {
-		if st.vaultErr != nil {
-			return provider.Result{Err: st.vaultErr}
-		}
-		vault = st.vault
-	}
-	c, err := st.client(vault)
+	c, vault, err := st.clientFor(t)
 	if err != nil {
 		return provider.Result{Err: err}
 	}
