@@ -262,35 +262,9 @@ func (s *Server) AccessSecretVersion(ctx context.Context, req *secretmanagerpb.A
 		i = len(req.GetName())
 	}
 	name, v := req.GetName()[:i], strings.TrimPrefix(req.GetName()[i:], "/versions/")
-	if v == "" || !validSecretName(name) {
-		return nil, status.Errorf(codes.InvalidArgument, "Resource ID [%s] is not in a valid format.", req.GetName())
-	}
-	if s.denied[name] {
-		return nil, status.Errorf(codes.PermissionDenied, "Permission 'secretmanager.versions.access' denied for resource '%s' (or it may not exist).", req.GetName())
-	}
-	project := strings.Split(name, "/")[1]
-	if s.disabled[project] {
-		return nil, errorInfo("Secret Manager API has not been used in project "+project+" before or it is disabled.", "SERVICE_DISABLED", project)
-	}
-	if !s.knownProject(project) {
-		return nil, errorInfo("Permission denied on resource project "+project+".", "CONSUMER_INVALID", project)
-	}
-	sec := s.secrets[name]
-	if sec == nil || len(sec.versions) == 0 {
-		return nil, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", name)
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	switch {
-	case v == "latest":
-		n = int64(len(sec.versions))
-	case err == nil:
-	case sec.aliases[v] != 0:
-		n = sec.aliases[v]
-	default:
-		return nil, status.Errorf(codes.NotFound, "Secret Version [%s] not found.", req.GetName())
-	}
-	if n < 1 || n > int64(len(sec.versions)) {
-		return nil, status.Errorf(codes.NotFound, "Secret Version [%s] not found.", req.GetName())
+	sec, n, err := s.find(req.GetName(), name, v, "secretmanager.versions.access", false)
+	if err != nil {
+		return nil, err
 	}
 	ver := sec.versions[n-1]
 	full := fmt.Sprintf("%s/versions/%d", name, n)
@@ -306,6 +280,44 @@ func (s *Server) AccessSecretVersion(ctx context.Context, req *secretmanagerpb.A
 		payload.DataCrc32C = &sum
 	}
 	return &secretmanagerpb.AccessSecretVersionResponse{Name: full, Payload: payload}, nil
+}
+
+// find looks up the version V of secret name that request full names (V a
+// number, latest or an alias) with the checks and errors of the API, in
+// their order; permission is what a denial names, and deny denies
+// whatever the secret. s.mu is held.
+func (s *Server) find(full, name, v, permission string, deny bool) (*secret, int64, error) {
+	if v == "" || !validSecretName(name) {
+		return nil, 0, status.Errorf(codes.InvalidArgument, "Resource ID [%s] is not in a valid format.", full)
+	}
+	if s.denied[name] || deny {
+		return nil, 0, status.Errorf(codes.PermissionDenied, "Permission '%s' denied for resource '%s' (or it may not exist).", permission, full)
+	}
+	project := strings.Split(name, "/")[1]
+	if s.disabled[project] {
+		return nil, 0, errorInfo("Secret Manager API has not been used in project "+project+" before or it is disabled.", "SERVICE_DISABLED", project)
+	}
+	if !s.knownProject(project) {
+		return nil, 0, errorInfo("Permission denied on resource project "+project+".", "CONSUMER_INVALID", project)
+	}
+	sec := s.secrets[name]
+	if sec == nil || len(sec.versions) == 0 {
+		return nil, 0, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", name)
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	switch {
+	case v == "latest":
+		n = int64(len(sec.versions))
+	case err == nil:
+	case sec.aliases[v] != 0:
+		n = sec.aliases[v]
+	default:
+		return nil, 0, status.Errorf(codes.NotFound, "Secret Version [%s] not found.", full)
+	}
+	if n < 1 || n > int64(len(sec.versions)) {
+		return nil, 0, status.Errorf(codes.NotFound, "Secret Version [%s] not found.", full)
+	}
+	return sec, n, nil
 }
 
 // errorInfo is a PermissionDenied status with an ErrorInfo detail, as

@@ -3,7 +3,6 @@ package gcpfake
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -83,35 +82,9 @@ func (s *Server) GetSecretVersion(ctx context.Context, req *secretmanagerpb.GetS
 		return nil, status.Errorf(codes.InvalidArgument, "Resource ID [%s] is not in a valid format.", req.GetName())
 	}
 	name, v := req.GetName()[:i], req.GetName()[i+len("/versions/"):]
-	if v == "" || !validSecretName(name) {
-		return nil, status.Errorf(codes.InvalidArgument, "Resource ID [%s] is not in a valid format.", req.GetName())
-	}
-	if s.denied[name] || s.meta.denyGet {
-		return nil, status.Errorf(codes.PermissionDenied, "Permission 'secretmanager.versions.get' denied for resource '%s' (or it may not exist).", req.GetName())
-	}
-	project := strings.Split(name, "/")[1]
-	if s.disabled[project] {
-		return nil, errorInfo("Secret Manager API has not been used in project "+project+" before or it is disabled.", "SERVICE_DISABLED", project)
-	}
-	if !s.knownProject(project) {
-		return nil, errorInfo("Permission denied on resource project "+project+".", "CONSUMER_INVALID", project)
-	}
-	sec := s.secrets[name]
-	if sec == nil || len(sec.versions) == 0 {
-		return nil, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", name)
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	switch {
-	case v == "latest":
-		n = int64(len(sec.versions))
-	case err == nil:
-	case sec.aliases[v] != 0:
-		n = sec.aliases[v]
-	default:
-		return nil, status.Errorf(codes.NotFound, "Secret Version [%s] not found.", req.GetName())
-	}
-	if n < 1 || n > int64(len(sec.versions)) {
-		return nil, status.Errorf(codes.NotFound, "Secret Version [%s] not found.", req.GetName())
+	sec, n, err := s.find(req.GetName(), name, v, "secretmanager.versions.get", s.meta.denyGet)
+	if err != nil {
+		return nil, err
 	}
 	return &secretmanagerpb.SecretVersion{
 		Name:       fmt.Sprintf("%s/versions/%d", name, n),
