@@ -93,6 +93,7 @@ func runCommand(args []string) int {
 		return exitFailed
 	}
 	defer res.Files.Remove()
+	warnLeases(o, log, res.Report)
 	// The command must not read the auth inputs from /proc/<pid>/environ
 	// either (docs/security.md). Harmless before --exec.
 	if err := supervisor.ScrubEnviron(authInputs, passthrough(o)); err != nil {

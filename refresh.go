@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/secrets-init/secrets-init/internal/options"
 	"github.com/secrets-init/secrets-init/provider"
@@ -30,6 +31,22 @@ var fingerprint = sync.OnceValue(refresh.NewFingerprint)
 func refreshConfig(o *options.Options, cfg *provider.Config) {
 	if refreshOn(o) && !cfg.DryRun {
 		cfg.Refresh, cfg.Fingerprint = true, fingerprint().Of
+	}
+}
+
+// warnLeases warns, once per variable, about each value that came from a
+// Vault lease when refresh is off entirely: nothing renews or re-reads it,
+// so the command's credentials stop when the lease ends. The line names
+// the variable, its reference and the end, never a value or lease id.
+func warnLeases(o *options.Options, log *slog.Logger, report []provider.Status) {
+	if refreshOn(o) {
+		return
+	}
+	for _, s := range report {
+		if s.Lease > 0 && s.Err == nil && !s.Missing {
+			log.Warn("dynamic secret: its credentials stop when the lease ends; run with --refresh to renew it",
+				"variable", s.Name, "reference", s.Reference, "expires", s.Expires.UTC().Format(time.RFC3339), "lease", s.Lease)
+		}
 	}
 }
 

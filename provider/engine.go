@@ -46,6 +46,10 @@ type Status struct {
 	// Fingerprint is Config.Fingerprint of the value as fetched, before
 	// any selector ("" without one).
 	Fingerprint string
+	// Lease is Result.Lease: how long the value's credentials last (0:
+	// no lease), and Expires when they stop, counted from the fetch.
+	Lease   time.Duration
+	Expires time.Time
 }
 
 // Reason is why the variable failed, on one line ("" when it did not).
@@ -198,6 +202,7 @@ func fetch(ctx context.Context, cause error, cfg Config, vars []*variable) {
 	type answer struct {
 		kind    Kind
 		results []Result
+		start   time.Time // when the store was called
 		latency time.Duration
 	}
 	answers := make(chan answer, len(byKind))
@@ -212,7 +217,7 @@ func fetch(ctx context.Context, cause error, cfg Config, vars []*variable) {
 		go func() {
 			start := time.Now()
 			rs := fetchKind(ctx, cfg.Stores[kind], s, kind, targets)
-			answers <- answer{kind, rs, time.Since(start)}
+			answers <- answer{kind, rs, start, time.Since(start)}
 		}()
 	}
 	got := map[Kind]answer{}
@@ -239,6 +244,11 @@ wait:
 		}
 		r := a.results[slot[v.ref.Target]]
 		v.res, v.stat.Latency, v.stat.Version = &r, a.latency, r.Version
+		if r.Lease > 0 && r.Err == nil {
+			// Counted from the call, not the answer: never later
+			// than the store's own end of the lease.
+			v.stat.Lease, v.stat.Expires = r.Lease, a.start.Add(r.Lease)
+		}
 		if cfg.Fingerprint != nil && r.Value != nil {
 			v.stat.Fingerprint = cfg.Fingerprint(r.Value)
 		}

@@ -22,6 +22,7 @@ const canary = "CANARY-d0n0tl0g-7f3a"
 type memStore struct {
 	values  map[string]string // by Target.Name
 	binary  map[string]bool
+	leases  map[string]time.Duration // by Target.Name: Result.Lease
 	batch   int
 	latency time.Duration
 	hang    bool // ignore the context and never answer
@@ -87,7 +88,7 @@ func (p memProvider) Fetch(ctx context.Context, targets []Target) []Result {
 			case targets[i].Name == "denied":
 				rs[i].Err = errors.New("access denied")
 			default:
-				rs[i] = Result{Value: []byte(v), Binary: m.binary[targets[i].Name], Version: "v1"}
+				rs[i] = Result{Value: []byte(v), Binary: m.binary[targets[i].Name], Version: "v1", Lease: m.leases[targets[i].Name]}
 			}
 		}
 	})
@@ -456,6 +457,31 @@ func TestResolveStorePanic(t *testing.T) {
 	_, err = resolve(t, config(t, m), "A=gcp:secretmanager:s")
 	if err == nil || !strings.Contains(err.Error(), "A: gcp:secretmanager:s: the store returned no value") {
 		t.Errorf("panic in a call: err = %v", err)
+	}
+}
+
+// TestResolveLease: a value issued under a lease gives each variable
+// that reads it the lease and when its credentials stop, counted from the
+// fetch; other variables have none.
+func TestResolveLease(t *testing.T) {
+	m := newMem(map[string]string{"creds": `{"username":"u","password":"` + canary + `"}`, "kv": canary})
+	m.leases = map[string]time.Duration{"creds": time.Hour}
+	before := time.Now()
+	res, err := resolve(t, config(t, m), "USER=gcp:secretmanager:creds#username", "PASS=gcp:secretmanager:creds#password", "KV=gcp:secretmanager:kv")
+	after := time.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range res.Report[:2] {
+		if s.Lease != time.Hour || s.Expires.Before(before.Add(time.Hour)) || s.Expires.After(after.Add(time.Hour)) {
+			t.Errorf("%s: lease %v, expires %v; want 1h from the fetch (%v … %v)", s.Name, s.Lease, s.Expires, before, after)
+		}
+	}
+	if s := res.Report[2]; s.Lease != 0 || !s.Expires.IsZero() {
+		t.Errorf("%s has no lease, but its status says %v until %v", s.Name, s.Lease, s.Expires)
+	}
+	if n := m.calls.Load(); n != 1 {
+		t.Errorf("%d calls, want 1", n)
 	}
 }
 

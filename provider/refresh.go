@@ -109,6 +109,7 @@ func (r *Resolution) Refetch(ctx context.Context, targets []Target) ([]Fetched, 
 			continue
 		}
 		old.stat.Version, old.stat.Fingerprint = n.stat.Version, n.stat.Fingerprint
+		old.stat.Lease, old.stat.Expires = n.stat.Lease, n.stat.Expires
 		old.next, old.staged = n.content, true
 	}
 	var out []Fetched

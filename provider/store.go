@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // ErrNotFound is wrapped by a store's error when a secret does not exist.
@@ -37,7 +38,11 @@ type Result struct {
 	// FileValue, when set, is what ?file writes instead of Value: the
 	// decoded bytes of a value stored as text, such as an Azure PFX.
 	FileValue []byte
-	Err       error // why there is no value; never holds the value
+	// Lease is how long the value's credentials last, when the store
+	// issued them under a lease that ends (a Vault dynamic secret); 0:
+	// none.
+	Lease time.Duration
+	Err   error // why there is no value; never holds the value
 }
 
 // Settings are what stores are opened with.

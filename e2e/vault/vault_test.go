@@ -230,6 +230,18 @@ func (s *server) run(t *testing.T, vars map[string]string, flags ...string) resu
 	return r
 }
 
+// leaseWarnings are the lines of stderr that warn about a dynamic
+// secret's lease.
+func leaseWarnings(stderr string) []string {
+	var out []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, "dynamic secret:") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // ok checks the run succeeded and the child saw want.
 func (r result) ok(t *testing.T, want map[string]string) {
 	t.Helper()
@@ -547,6 +559,42 @@ func TestVault(t *testing.T) {
 		n := strings.TrimPrefix(user, "user-")
 		if !strings.HasPrefix(pass, "pass-"+n+"-") || r.env["DB"] != fmt.Sprintf(`{"password":%q,"username":%q}`, pass, user) {
 			t.Errorf("user %q, password %q and %q are not from one lease", user, pass, r.env["DB"])
+		}
+		// Refresh is off: one warning per variable, naming it and when
+		// its credentials stop, with no value and no lease id.
+		warnings := leaseWarnings(r.stderr)
+		for _, name := range []string{"DB_USER", "DB_PASS", "DB"} {
+			n := 0
+			for _, w := range warnings {
+				if strings.Contains(w, " variable="+name+" ") {
+					n++
+					if !strings.Contains(w, "reference=vault:database/creds/app") || !strings.Contains(w, " expires=") || !strings.Contains(w, "lease=1h0m0s") {
+						t.Errorf("warning %q lacks the reference, the end or the lease", w)
+					}
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d lease warnings for %s, want 1; stderr:\n%s", n, name, r.stderr)
+			}
+		}
+		if len(warnings) != 3 {
+			t.Errorf("%d lease warnings, want 3; stderr:\n%s", len(warnings), r.stderr)
+		}
+		if strings.Contains(r.stderr, canary) || strings.Contains(r.stderr, user) || strings.Contains(r.stderr, "database/creds/app/") {
+			t.Errorf("stderr holds a value or a lease id:\n%s", r.stderr)
+		}
+	})
+
+	t.Run("NoLeaseWarningWithRefreshOrKV", func(t *testing.T) {
+		r := s.run(t, with(tok, "DB_USER", "vault:database/creds/app#username"), "--refresh", "1m")
+		r.ok(t, nil)
+		if w := leaseWarnings(r.stderr); len(w) != 0 {
+			t.Errorf("with --refresh: lease warnings %q", w)
+		}
+		r = s.run(t, with(tok, "USER", "vault:secret/app#user", "P", "vault:kv/app#password"))
+		r.ok(t, nil)
+		if w := leaseWarnings(r.stderr); len(w) != 0 {
+			t.Errorf("KV reads: lease warnings %q", w)
 		}
 	})
 

@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"time"
 
 	"github.com/secrets-init/secrets-init/provider"
 )
@@ -77,6 +79,7 @@ const (
 	hasValue     = 1 << 0
 	isBinary     = 1 << 1
 	hasFileValue = 1 << 2
+	hasLease     = 1 << 3
 )
 
 // Error classes: what the engine asks of an error with errors.Is.
@@ -238,6 +241,9 @@ func encodeResponse(r response) ([]byte, error) {
 		if res.FileValue != nil {
 			flags |= hasFileValue
 		}
+		if res.Lease > 0 {
+			flags |= hasLease
+		}
 		e.byte(flags)
 		if res.Value != nil {
 			e.bytes(res.Value)
@@ -245,6 +251,9 @@ func encodeResponse(r response) ([]byte, error) {
 		e.string(res.Version)
 		if res.FileValue != nil {
 			e.bytes(res.FileValue)
+		}
+		if res.Lease > 0 {
+			e.uvarint(uint64(res.Lease))
 		}
 		class := errorClass(res.Err)
 		e.byte(class)
@@ -406,7 +415,7 @@ func decodeResponse(body []byte) (response, error) {
 	for i := range r.results {
 		res := &r.results[i]
 		flags := d.byte("result flags")
-		if flags&^(hasValue|isBinary|hasFileValue) != 0 {
+		if flags&^(hasValue|isBinary|hasFileValue|hasLease) != 0 {
 			d.fail("result flags")
 		}
 		if flags&hasValue != 0 {
@@ -416,6 +425,13 @@ func decodeResponse(body []byte) (response, error) {
 		res.Version = d.string("version")
 		if flags&hasFileValue != 0 {
 			res.FileValue = d.bytes("file value")
+		}
+		if flags&hasLease != 0 {
+			lease := d.uvarint("lease")
+			if lease == 0 || lease > math.MaxInt64 {
+				d.fail("lease")
+			}
+			res.Lease = time.Duration(lease)
 		}
 		class := d.byte("error class")
 		switch {

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/secrets-init/secrets-init/provider"
 )
@@ -56,6 +57,7 @@ func TestRoundTrip(t *testing.T) {
 	resp := response{id: 7, versioner: true, results: []provider.Result{
 		{Value: []byte("v\x00\xff\n"), Version: "3"},
 		{Value: []byte{}},
+		{Value: []byte(`{"username":"u"}`), Lease: 90 * time.Minute},
 		{Value: []byte{1, 2}, Binary: true, FileValue: []byte("decoded")},
 		{Err: fmt.Errorf("secret db: %w", provider.ErrNotFound)},
 		{Err: deadline},
@@ -76,7 +78,7 @@ func TestRoundTrip(t *testing.T) {
 	for i, want := range resp.results {
 		got := gotResp.results[i]
 		if !bytes.Equal(got.Value, want.Value) || (got.Value == nil) != (want.Value == nil) ||
-			got.Version != want.Version || got.Binary != want.Binary || !bytes.Equal(got.FileValue, want.FileValue) ||
+			got.Version != want.Version || got.Binary != want.Binary || !bytes.Equal(got.FileValue, want.FileValue) || got.Lease != want.Lease ||
 			(got.FileValue == nil) != (want.FileValue == nil) {
 			t.Errorf("result %d: %+v, want %+v", i, got, want)
 		}
@@ -113,9 +115,11 @@ func TestDecodeRejects(t *testing.T) {
 		{1, 0, 1, hasValue, 0xff, 0xff, 0xff, 0x7f}, // a value longer than the frame
 		{1, 0, 1, 0x80, 0, 0},                       // unknown result flags
 		{1, 0, 1, 0, 0, errNotFound},                // a class without an error
-		{1, 0, 1, 0, 0, 1 << 7},                     // an unknown class
-		{1, 2, 0},                                   // unknown response flags
-		{1, 0, 0, 0},                                // trailing bytes
+		{1, 0, 1, hasLease, 0, 0, 0},                // a lease of 0
+		{1, 0, 1, hasLease, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0}, // a lease past time.Duration
+		{1, 0, 1, 0, 0, 1 << 7}, // an unknown class
+		{1, 2, 0},               // unknown response flags
+		{1, 0, 0, 0},            // trailing bytes
 	} {
 		if _, err := decodeResponse(body); !errors.Is(err, ErrProtocol) {
 			t.Errorf("decodeResponse(%x): %v, want a protocol error", body, err)
@@ -137,7 +141,7 @@ func TestDecodeRejects(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	s, _ := encodeSettings(Settings{LogFormat: "text", LogLevel: slog.LevelWarn, Concurrency: 4})
 	q, _ := encodeRequest(request{id: 3, kind: provider.Vault, deadline: 1e9, targets: []provider.Target{{Kind: provider.Vault, Name: "kv/app", Version: "2"}}})
-	r, _ := encodeResponse(response{id: 3, results: []provider.Result{{Value: []byte("x"), Version: "2"}, {Err: provider.ErrNotFound}, {Value: []byte{0}, Binary: true, FileValue: []byte{}}}})
+	r, _ := encodeResponse(response{id: 3, results: []provider.Result{{Value: []byte("x"), Version: "2"}, {Err: provider.ErrNotFound}, {Value: []byte{0}, Binary: true, FileValue: []byte{}}, {Value: []byte("{}"), Lease: time.Hour}}})
 	for _, b := range [][]byte{s, q, r} {
 		f.Add(b)
 	}
@@ -247,7 +251,7 @@ func TestResultFields(t *testing.T) {
 	for f := range reflect.TypeFor[provider.Result]().Fields() {
 		names = append(names, f.Name)
 	}
-	if want := []string{"Value", "Version", "Binary", "FileValue", "Err"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"Value", "Version", "Binary", "FileValue", "Lease", "Err"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("provider.Result has the fields %v; the protocol carries %v", names, want)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -172,7 +173,13 @@ func decode(secret *api.Secret, kv2 bool, path, version string) provider.Result 
 	if err != nil { // cannot happen for decoded JSON; never quote the data
 		return provider.Result{Err: fmt.Errorf("cannot encode the data at %s as JSON", path)}
 	}
-	return provider.Result{Value: b, Version: served}
+	res := provider.Result{Value: b, Version: served}
+	if secret.LeaseID != "" && secret.LeaseDuration > 0 {
+		// A dynamic secret: its credentials stop when the lease ends
+		// (KV reads have no lease; a lease id is never kept).
+		res.Lease = time.Duration(secret.LeaseDuration) * time.Second
+	}
+	return res
 }
 
 // A mount is where a path's secrets engine is mounted and its KV version

@@ -505,3 +505,43 @@ func BenchmarkFetch(b *testing.B) {
 		}
 	}
 }
+
+// TestFetchLease: a read answered with a lease (a dynamic secret, as
+// database/creds answers) gives its Result the lease's duration; a KV
+// read, which has none, gives none.
+func TestFetchLease(t *testing.T) {
+	clearEnv(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/sys/internal/ui/mounts/database/creds/app":
+			fmt.Fprint(w, `{"data":{"path":"database/","type":"database"}}`)
+		case "/v1/sys/internal/ui/mounts/secret/app":
+			fmt.Fprint(w, `{"data":{"path":"secret/","type":"kv","options":{"version":"1"}}}`)
+		case "/v1/database/creds/app":
+			fmt.Fprintf(w, `{"lease_id":"database/creds/app/AbC","renewable":true,"lease_duration":3600,"data":{"username":"u","password":%q}}`, canary)
+		case "/v1/secret/app":
+			// KV v1 answers with a refresh interval but no lease id.
+			fmt.Fprintf(w, `{"lease_id":"","renewable":false,"lease_duration":2764800,"data":{"k":%q}}`, canary)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"errors":[]}`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("VAULT_ADDR", srv.URL)
+	t.Setenv("VAULT_TOKEN", "hvs.good")
+	p, err := Open(t.Context(), settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := p.Fetch(t.Context(), []provider.Target{
+		{Kind: provider.Vault, Name: "database/creds/app"},
+		{Kind: provider.Vault, Name: "secret/app"},
+	})
+	if rs[0].Err != nil || rs[0].Lease != time.Hour {
+		t.Errorf("dynamic secret: lease %v, err %v; want 1h", rs[0].Lease, rs[0].Err)
+	}
+	if rs[1].Err != nil || rs[1].Lease != 0 {
+		t.Errorf("KV secret: lease %v, err %v; want none", rs[1].Lease, rs[1].Err)
+	}
+}
