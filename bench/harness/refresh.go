@@ -98,7 +98,7 @@ func refreshBench(out io.Writer, args []string) error {
 	sup := cmd.Process.Pid
 	ops := []string{"DescribeSecret", "GetParameters", "BatchGetSecretValue", "GetSecretValue", "other"}
 	tw := tabwriter.NewWriter(out, 0, 0, 1, ' ', 0)
-	fmt.Fprintf(tw, "| round\t| at s\t| %s\t| child starts\t| supervisor CPU ms\t| supervisor RssAnon/VmRSS MiB\t| resolver CPU ms\t| resolver RssAnon/VmRSS MiB\t|\n", strings.Join(ops, "\t| "))
+	fmt.Fprintf(tw, "| round\t| at s\t| %s\t| child starts\t| supervisor CPU ms\t| supervisor RssAnon/VmRSS MiB (threads)\t| resolver CPU ms\t| resolver RssAnon/VmRSS MiB (threads)\t|\n", strings.Join(ops, "\t| "))
 	fmt.Fprintf(tw, "|%s\n", strings.Repeat("---\t|", 7+len(ops)))
 
 	// A round has ended when the status file counts one more check; its
@@ -219,7 +219,7 @@ func containsOp(ops []string, op string) bool {
 }
 
 // procFigures returns pid's CPU time (utime+stime) in ms and its
-// "RssAnon/VmRSS" in MiB, or dashes when there is no such process.
+// "RssAnon/VmRSS (threads)" in MiB, or dashes when there is no such process.
 func procFigures(pid int) []string {
 	none := []string{"-", "-"}
 	if pid <= 0 {
@@ -242,15 +242,18 @@ func procFigures(pid int) []string {
 	if err != nil {
 		return none
 	}
-	kb := map[string]float64{}
+	kb, threads := map[string]float64{}, "?"
 	for _, line := range strings.Split(string(status), "\n") {
 		k, v, _ := strings.Cut(line, ":")
+		if k == "Threads" {
+			threads = strings.TrimSpace(v)
+		}
 		if fs := strings.Fields(v); len(fs) == 2 && fs[1] == "kB" {
 			n, _ := strconv.Atoi(fs[0])
 			kb[k] = float64(n) / 1024
 		}
 	}
-	return []string{strconv.Itoa((ut + st) * 1000 / ticks), fmt.Sprintf("%.1f/%.1f", kb["RssAnon"], kb["VmRSS"])}
+	return []string{strconv.Itoa((ut + st) * 1000 / ticks), fmt.Sprintf("%.1f/%.1f (%s)", kb["RssAnon"], kb["VmRSS"], threads)}
 }
 
 // resolverOf returns the pid of the resident resolver, the child of pid
