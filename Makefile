@@ -84,6 +84,7 @@ bench:
 	bench/stores.sh
 	bench/fleet.sh
 	bench/split.sh
+	bench/refresh.sh
 
 clean:
 	rm -rf secrets-init dist

@@ -5,6 +5,7 @@
 //	harness fleet [flags] BIN        many secrets-init processes at once against a rate-limited AWS
 //	harness exectime [-n N] CMD ...  median wall time of running CMD N times
 //	harness passthrough -bin PATH    what secrets-init adds to /bin/true, and its memory
+//	harness refresh [flags] BIN      --refresh rounds: calls per API, CPU time and memory
 //
 // Every run of secrets-init gets an environment built from scratch (PATH,
 // HOME and the variables that point it at one fake), so nothing from the
@@ -37,7 +38,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: harness stores|fleet|exectime|passthrough|compare ...")
+		fmt.Fprintln(os.Stderr, "usage: harness stores|fleet|exectime|passthrough|compare|refresh ...")
 		os.Exit(2)
 	}
 	var err error
@@ -52,6 +53,8 @@ func main() {
 		err = passthrough(os.Stdout, args)
 	case "compare":
 		err = compare(os.Stdout, args)
+	case "refresh":
+		err = refreshBench(os.Stdout, args)
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
 	}
