@@ -129,12 +129,15 @@ func serve(c config, log *slog.Logger) error {
 	res := &registry.Resolver{TTL: c.cacheTTL, Count: func(r string) {
 		metrics.Add("secrets_init_webhook_registry_lookups_total", `result="`+r+`"`)
 	}}
+	acr := &registry.ACR{Log: log}
+	cloud := registry.CloudKeychains(acr)
+	acr.Warm() // outside Azure, the managed identity probe runs now, not in a pod's admission
 	inj := &inject.Injector{
 		Image:           c.image,
 		ImagePullPolicy: corev1.PullPolicy(c.pullPolicy),
 		Objects:         kube.Client{Interface: client},
 		Entrypoints: &registry.Pods{Resolver: res, Objects: kube.Registry{Interface: client},
-			Cloud: registry.CloudKeychains()},
+			Cloud: cloud},
 		ValidateFlags: inject.ValidateFlags,
 		DetectJWE:     c.jweDetect,
 		Forbidden: func(kind, ns, name string) {

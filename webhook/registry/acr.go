@@ -1,0 +1,383 @@
+package registry
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/google/go-containerregistry/pkg/authn"
+)
+
+// ACRUser is the user name that goes with an ACR refresh token.
+const ACRUser = "00000000-0000-0000-0000-000000000000"
+
+// acrClouds maps an ACR domain to the Azure Resource Manager audience its
+// Entra tokens are issued for.
+var acrClouds = []struct{ suffix, scope string }{
+	{".azurecr.io", "https://management.azure.com/.default"},
+	{".azurecr.cn", "https://management.chinacloudapi.cn/.default"},
+	{".azurecr.us", "https://management.usgovcloudapi.net/.default"},
+	{".azurecr.de", "https://management.microsoftazure.de/.default"},
+}
+
+// acrScope returns the Entra scope for an ACR host, or "" when host is not
+// an Azure Container Registry.
+func acrScope(host string) string {
+	host = strings.ToLower(host)
+	for _, c := range acrClouds {
+		if name, ok := strings.CutSuffix(host, c.suffix); ok && name != "" && !strings.ContainsAny(name, ":/") {
+			return c.scope
+		}
+	}
+	return ""
+}
+
+const (
+	// acrEarly: a cached refresh token is replaced this long before it
+	// expires.
+	acrEarly = 5 * time.Minute
+	// acrRetryUnavailable: how long "no managed identity here" holds
+	// before the next probe.
+	acrRetryUnavailable = time.Hour
+)
+
+// ACR is the keychain of Azure Container Registry (*.azurecr.io and the
+// sovereign clouds' .cn, .us, .de): an Entra token from
+// DefaultAzureCredential (environment service principal, AKS workload
+// identity, managed identity), exchanged at the registry's
+// /oauth2/exchange for an ACR refresh token, which is cached per registry
+// until shortly before it expires. It is anonymous for other hosts (no
+// Azure code runs for them) and when no Azure credential is configured.
+//
+// "Configured" is decided from the environment: a service principal
+// (AZURE_CLIENT_ID, AZURE_TENANT_ID and a secret, certificate or user), a
+// workload identity (AZURE_FEDERATED_TOKEN_FILE), IDENTITY_ENDPOINT or
+// MSI_ENDPOINT; then the credential's failures are errors. Otherwise only
+// IMDS's managed identity is possible, and whether it is there is found by
+// a probe (a token request) that runs apart from the lookups: Warm starts
+// it at the webhook's start, and a lookup waits only for the first probe
+// when it is still running. Without a managed identity the keychain is
+// anonymous, and probes again in the background an hour later: a webhook
+// outside Azure never makes a pod wait for IMDS past its first second.
+type ACR struct {
+	// Transport carries the Entra, IMDS and /oauth2/exchange requests
+	// (nil: http.DefaultTransport).
+	Transport http.RoundTripper
+	// Log is told when a probe finds no managed identity (nil: nothing
+	// is logged).
+	Log *slog.Logger
+	Now func() time.Time
+
+	credOnce sync.Once
+	cred     azcore.TokenCredential
+	credErr  error
+	explicit bool
+
+	fetch sync.Mutex // one exchange at a time; the cache is checked again under it
+
+	mu          sync.Mutex
+	tokens      map[string]acrToken // registry host → refresh token
+	probed      bool                // a managed identity probe has ended
+	probeDone   chan struct{}       // closed when the running probe ends; nil when none runs
+	unavailable time.Time           // zero: a managed identity answered; else when to probe again
+}
+
+type acrToken struct {
+	refresh string
+	expires time.Time
+}
+
+func (a *ACR) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// Warm starts the managed identity probe in the background when the
+// environment configures no other Azure credential, so that no pod waits
+// for it.
+func (a *ACR) Warm() {
+	a.credOnce.Do(a.setup)
+	if a.explicit || a.credErr != nil {
+		return
+	}
+	a.mu.Lock()
+	if !a.probed && a.probeDone == nil {
+		a.startProbe()
+	}
+	a.mu.Unlock()
+}
+
+// startProbe runs a probe; a.mu is held.
+func (a *ACR) startProbe() {
+	done := make(chan struct{})
+	a.probeDone = done
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{acrClouds[0].scope}})
+		a.mu.Lock()
+		a.probed, a.probeDone = true, nil
+		a.unavailable = time.Time{}
+		if err != nil {
+			a.unavailable = a.now().Add(acrRetryUnavailable)
+		}
+		a.mu.Unlock()
+		close(done)
+		if err != nil && a.Log != nil {
+			a.Log.Info("no Azure credential (no managed identity): ACR images are read anonymously; probing again in an hour",
+				"cause", firstLine(err))
+		}
+	}()
+}
+
+// managedIdentity reports whether IMDS's managed identity is there, waiting
+// for a running probe only until a first probe has ended.
+func (a *ACR) managedIdentity(ctx context.Context) (bool, error) {
+	for {
+		a.mu.Lock()
+		switch {
+		case a.probeDone != nil && !a.probed:
+			ch := a.probeDone
+			a.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+		case !a.probed:
+			a.startProbe()
+			a.mu.Unlock()
+			continue
+		case a.unavailable.IsZero():
+			a.mu.Unlock()
+			return true, nil
+		case a.probeDone == nil && !a.now().Before(a.unavailable):
+			a.startProbe()
+		}
+		a.mu.Unlock()
+		return false, nil
+	}
+}
+
+// Resolve implements authn.Keychain.
+func (a *ACR) Resolve(target authn.Resource) (authn.Authenticator, error) {
+	return a.ResolveContext(context.Background(), target)
+}
+
+// ResolveContext implements authn.ContextKeychain.
+func (a *ACR) ResolveContext(ctx context.Context, target authn.Resource) (authn.Authenticator, error) {
+	host := strings.ToLower(target.RegistryStr())
+	scope := acrScope(host)
+	if scope == "" {
+		return authn.Anonymous, nil
+	}
+	if tok, ok := a.cached(host); ok {
+		return acrAuth(tok), nil
+	}
+	a.credOnce.Do(a.setup)
+	if a.credErr != nil {
+		return nil, fmt.Errorf("Azure credential: %s", firstLine(a.credErr))
+	}
+	if !a.explicit {
+		ok, err := a.managedIdentity(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("Azure managed identity for %s: %v", host, err)
+		}
+		if !ok {
+			return authn.Anonymous, nil
+		}
+	}
+	a.fetch.Lock()
+	defer a.fetch.Unlock()
+	if tok, ok := a.cached(host); ok {
+		return acrAuth(tok), nil
+	}
+	at, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("Azure credential: %s", firstLine(err))
+	}
+	tok, err := a.exchange(ctx, host, at)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	if a.tokens == nil {
+		a.tokens = map[string]acrToken{}
+	}
+	put(a.tokens, host, tok)
+	a.mu.Unlock()
+	return acrAuth(tok.refresh), nil
+}
+
+func acrAuth(refresh string) authn.Authenticator {
+	return authn.FromConfig(authn.AuthConfig{Username: ACRUser, Password: refresh})
+}
+
+func (a *ACR) cached(host string) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, ok := a.tokens[host]
+	if ok && a.now().Add(acrEarly).Before(t.expires) {
+		return t.refresh, true
+	}
+	return "", false
+}
+
+// firstLine keeps an SDK error to one line (azidentity's span several).
+func firstLine(err error) string {
+	s := strings.TrimSpace(err.Error())
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "---") {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// acrExplicit reports whether the environment configures an Azure
+// credential other than IMDS's managed identity.
+func acrExplicit() bool {
+	has := func(k string) bool { return os.Getenv(k) != "" }
+	if has("IDENTITY_ENDPOINT") || has("MSI_ENDPOINT") {
+		return true
+	}
+	if !has("AZURE_CLIENT_ID") {
+		return false
+	}
+	return has("AZURE_FEDERATED_TOKEN_FILE") ||
+		has("AZURE_TENANT_ID") && (has("AZURE_CLIENT_SECRET") || has("AZURE_CLIENT_CERTIFICATE_PATH") || has("AZURE_USERNAME"))
+}
+
+func (a *ACR) setup() {
+	a.explicit = acrExplicit()
+	opts := &azidentity.DefaultAzureCredentialOptions{}
+	if a.Transport != nil {
+		opts.ClientOptions.Transport = &http.Client{Transport: a.Transport}
+	}
+	a.cred, a.credErr = azidentity.NewDefaultAzureCredential(opts)
+}
+
+func (a *ACR) client() *http.Client {
+	t := a.Transport
+	if t == nil {
+		t = http.DefaultTransport
+	}
+	return &http.Client{Transport: t, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// exchange trades an Entra access token for the registry's refresh token.
+func (a *ACR) exchange(ctx context.Context, host string, at azcore.AccessToken) (acrToken, error) {
+	form := url.Values{"grant_type": {"access_token"}, "service": {host}, "access_token": {at.Token}}
+	tenant := os.Getenv("AZURE_TENANT_ID")
+	if tenant == "" {
+		tenant = claims(at.Token).Tenant
+	}
+	if tenant != "" {
+		form.Set("tenant", tenant)
+	}
+	endpoint := "https://" + host + "/oauth2/exchange"
+	fail := func(format string, args ...any) (acrToken, error) {
+		msg := fmt.Sprintf(format, args...)
+		msg = strings.ReplaceAll(msg, at.Token, "[token]")
+		return acrToken{}, fmt.Errorf("ACR token exchange at %s: %s", endpoint, msg)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fail("%v", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := a.client().Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fail("%v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fail("%v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fail("%s%s", resp.Status, acrErrors(body, at.Token))
+	}
+	var out struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil || out.RefreshToken == "" {
+		return fail("the answer holds no refresh_token")
+	}
+	expires := at.ExpiresOn
+	if exp := claims(out.RefreshToken).Exp; exp > 0 {
+		expires = time.Unix(exp, 0)
+	}
+	if expires.IsZero() {
+		expires = a.now().Add(time.Hour)
+	}
+	return acrToken{refresh: out.RefreshToken, expires: expires}, nil
+}
+
+// acrErrors renders a registry error body ({"errors":[{"code","message"}]}),
+// codes and messages only, without token, and at most 300 bytes of them.
+func acrErrors(body []byte, token string) string {
+	var e struct {
+		Errors []struct{ Code, Message string } `json:"errors"`
+	}
+	if json.Unmarshal(body, &e) != nil || len(e.Errors) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, x := range e.Errors {
+		parts = append(parts, strings.TrimSpace(x.Code+" "+x.Message))
+	}
+	s := strings.Join(parts, "; ")
+	if token != "" {
+		s = strings.ReplaceAll(s, token, "[token]")
+	}
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return " (" + s + ")"
+}
+
+// tokenClaims are the claims read, unverified, from a JWT this keychain
+// holds: its tenant and its expiry.
+type tokenClaims struct {
+	Tenant string `json:"tid"`
+	Exp    int64  `json:"exp"`
+}
+
+func claims(jwt string) tokenClaims {
+	var c tokenClaims
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return c
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err == nil {
+		json.Unmarshal(b, &c)
+	}
+	return c
+}
