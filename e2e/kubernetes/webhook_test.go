@@ -24,6 +24,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -424,6 +425,10 @@ func TestWebhook(t *testing.T) {
 		}
 	})
 
+	t.Run("a Secret RBAC hides", func(t *testing.T) {
+		testForbidden(t, c, hc, base, appImage)
+	})
+
 	t.Run("caBundle restored", func(t *testing.T) {
 		// Someone overwrites the configuration: the webhook patches it back
 		// within its 30s check.
@@ -459,6 +464,136 @@ func TestWebhook(t *testing.T) {
 			t.Errorf("the webhook's log holds %q", v)
 		}
 	}
+}
+
+// testForbidden installs the webhook as Helm's readSecrets=false does (its
+// ClusterRole without secrets), then: a pod whose only references come
+// from a Secret (valueFrom and envFrom) is admitted unwrapped, as SPEC §11
+// and docs/kubernetes.md say; a pod that also has a literal reference is
+// wrapped; each read RBAC refused is counted in
+// secrets_init_webhook_forbidden_total and logged with the Secret's name.
+// The ClusterRole is put back at the end.
+func testForbidden(t *testing.T, c *cluster, hc *http.Client, base, image string) {
+	ctx := context.Background()
+	cs := c.client
+	roles := cs.RbacV1().ClusterRoles()
+	orig, err := roles.Get(ctx, "secrets-init-webhook", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noSecrets := orig.DeepCopy()
+	for i, r := range noSecrets.Rules {
+		var keep []string
+		for _, res := range r.Resources {
+			if res != "secrets" {
+				keep = append(keep, res)
+			}
+		}
+		noSecrets.Rules[i].Resources = keep
+	}
+	// canRead asks the API server's authorizer whether the webhook may read
+	// the Secret apps/db (RBAC's cache follows the ClusterRole shortly).
+	canRead := func() bool {
+		r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+			Spec: authorizationv1.SubjectAccessReviewSpec{
+				User:               "system:serviceaccount:secrets-init:secrets-init-webhook",
+				Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:secrets-init", "system:authenticated"},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "apps", Verb: "get", Resource: "secrets", Name: "db"},
+			}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Status.Allowed
+	}
+	if _, err := roles.Update(ctx, noSecrets, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cur, err := roles.Get(ctx, "secrets-init-webhook", metav1.GetOptions{})
+		if err == nil {
+			cur.Rules = orig.Rules
+			_, err = roles.Update(ctx, cur, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			t.Fatalf("putting the ClusterRole back: %v", err)
+		}
+		waitFor(t, "the webhook's Secret reads allowed again", canRead)
+	}()
+	waitFor(t, "the webhook's Secret reads refused", func() bool { return !canRead() })
+	const forbidden = `secrets_init_webhook_forbidden_total{kind="Secret"}`
+	reviews := func() int {
+		return metric(t, hc, base, `secrets_init_webhook_admissions_total{result="mutated"}`) +
+			metric(t, hc, base, `secrets_init_webhook_admissions_total{result="skipped"}`)
+	}
+	before, reviewsBefore := metric(t, hc, base, forbidden), reviews()
+
+	// Only references from the Secret: the webhook cannot see them. The
+	// container sets its command: no registry lookup (whose pull secret
+	// the webhook cannot read either).
+	hidden := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "secret-refs-hidden", Labels: map[string]string{"secrets-init.io/inject": "enabled"}},
+		Spec: appSpec(image, false)}
+	app := &hidden.Spec.Containers[0]
+	app.Command = []string{"/usr/bin/env"}
+	app.Env = []corev1.EnvVar{{Name: "API_KEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "api-key-ref"}}}}
+	app.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}}}}
+	got, err := cs.CoreV1().Pods("apps").Create(ctx, hidden, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("a pod with references only in a Secret the webhook may not read: %v", err)
+	}
+	if len(got.Spec.InitContainers) != 0 || got.Annotations["secrets-init.io/injected"] != "" ||
+		!reflect.DeepEqual(got.Spec.Containers[0].Command, []string{"/usr/bin/env"}) || len(got.Spec.Containers[0].VolumeMounts) > 1 {
+		t.Errorf("mutated, though the webhook could not read its Secret: %+v", got.Spec)
+	}
+	after, reviewsAfter := metric(t, hc, base, forbidden), reviews()
+	if reviewsAfter-reviewsBefore != 1 || after-before != 2 {
+		t.Errorf("%s went from %d to %d in %d reviews; want 2 (valueFrom, envFrom) in 1", forbidden, before, after, reviewsAfter-reviewsBefore)
+	}
+
+	// A literal reference too: wrapped all the same.
+	mixed := hidden.DeepCopy()
+	mixed.Name = "secret-refs-hidden-and-literal"
+	mixed.Spec.Containers[0].Env = append(mixed.Spec.Containers[0].Env, corev1.EnvVar{Name: "DB_PASSWORD", Value: dbRef})
+	got, err = cs.CoreV1().Pods("apps").Create(ctx, mixed, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Annotations["secrets-init.io/injected"] != "true" ||
+		!reflect.DeepEqual(got.Spec.Containers[0].Args, []string{"--", "/usr/bin/env"}) {
+		t.Errorf("not wrapped: %q %q", got.Spec.Containers[0].Command, got.Spec.Containers[0].Args)
+	}
+	// The API server may review the mutated pod again (reinvocationPolicy
+	// IfNeeded; then it is skipped as already injected): each review
+	// counts the two refused reads.
+	if n, r := metric(t, hc, base, forbidden)-after, reviews()-reviewsAfter; r < 1 || n != 2*r {
+		t.Errorf("%s: %d more in %d reviews, want 2 per review", forbidden, n, r)
+	}
+	// The log names the Secret (never a value).
+	b, _ := os.ReadFile(filepath.Join(c.dir, "secrets-init-webhook.log"))
+	if !bytes.Contains(b, []byte(`"msg":"not allowed to read; its values are not inspected","kind":"Secret","namespace":"apps","name":"db"`)) {
+		t.Errorf("no log line names the Secret apps/db")
+	}
+}
+
+// metric reads a counter of the webhook's /metrics (0 when absent).
+func metric(t *testing.T, hc *http.Client, base, series string) int {
+	t.Helper()
+	r, err := hc.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("%q: %v", l, err)
+			}
+			return n
+		}
+	}
+	return 0
 }
 
 // jweCanary is the plaintext of the jwe: values of testDecryptSecrets.
