@@ -568,6 +568,17 @@ func testForbidden(t *testing.T, c *cluster, hc *http.Client, base, image string
 	if n, r := metric(t, hc, base, forbidden)-after, reviews()-reviewsAfter; r < 1 || n != 2*r {
 		t.Errorf("%s: %d more in %d reviews, want 2 per review", forbidden, n, r)
 	}
+	// Nor can it read pull secrets: a container without command, whose
+	// entrypoint needs the pod's pull secret, is denied naming it.
+	noCommand := hidden.DeepCopy()
+	noCommand.Name = "secret-refs-hidden-no-command"
+	noCommand.Spec.Containers[0].Command = nil
+	noCommand.Spec.Containers[0].Env = append(noCommand.Spec.Containers[0].Env, corev1.EnvVar{Name: "DB_PASSWORD", Value: dbRef})
+	_, err = cs.CoreV1().Pods("apps").Create(ctx, noCommand, metav1.CreateOptions{})
+	if err == nil || !strings.Contains(err.Error(), `container "app": cannot read the ENTRYPOINT of image `+image) ||
+		!strings.Contains(err.Error(), "cannot read pull secret apps/regcred") {
+		t.Errorf("a pull secret the webhook may not read: %v", err)
+	}
 	// The log names the Secret (never a value).
 	b, _ := os.ReadFile(filepath.Join(c.dir, "secrets-init-webhook.log"))
 	if !bytes.Contains(b, []byte(`"msg":"not allowed to read; its values are not inspected","kind":"Secret","namespace":"apps","name":"db"`)) {
