@@ -21,6 +21,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -46,10 +47,14 @@ const (
 	acrClientID    = "3c9e7a1b-5d2f-4e8a-b6c4-0f1e2d3a4b5c"
 	acrSecret      = "canary-ClientSecret-8f3e2a" // the client secret the fake Entra accepts
 	tokenCanaryTag = "canary-token-"              // every token the fakes issue holds it
+	// federatedToken is the projected service account token of AKS
+	// workload identity (AZURE_FEDERATED_TOKEN_FILE), which Entra takes as
+	// the client's assertion.
+	federatedToken = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6c2VjcmV0cy1pbml0OnNlY3JldHMtaW5pdC13ZWJob29rIn0.c2ln"
 )
 
 // newTLSCA returns a CA's pool and a function issuing it a leaf for names.
-func newTLSCA(t *testing.T) (*x509.CertPool, func(names ...string) tls.Certificate) {
+func newTLSCA(t testing.TB) (*x509.CertPool, func(names ...string) tls.Certificate) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
@@ -124,7 +129,7 @@ type azure struct {
 	refreshTTL      time.Duration
 }
 
-func newAzure(t *testing.T) *azure {
+func newAzure(t testing.TB) *azure {
 	t.Helper()
 	z := &azure{entraTokens: map[string]string{}, refresh: map[string]bool{}, access: map[string]bool{}, refreshTTL: 3 * time.Hour}
 	pool, issue := newTLSCA(t)
@@ -229,7 +234,10 @@ func (z *azure) serveEntra(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && parts[1] == "oauth2/v2.0/token":
 		r.ParseForm()
 		f := r.PostForm
-		if f.Get("grant_type") != "client_credentials" || f.Get("client_id") != acrClientID || f.Get("client_secret") != acrSecret {
+		secretOK := f.Get("client_secret") == acrSecret
+		assertionOK := f.Get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" &&
+			f.Get("client_assertion") == federatedToken
+		if f.Get("grant_type") != "client_credentials" || f.Get("client_id") != acrClientID || !secretOK && !assertionOK {
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_client",
 				"error_description": "AADSTS7000215: Invalid client secret provided.", "error_codes": []int{7000215}})
 			return
@@ -340,7 +348,7 @@ func (z *azure) noToken(t *testing.T, s string) {
 
 // azureEnv sets the Azure SDK's environment from scratch: a service
 // principal with secret when secret is not "", else nothing configured.
-func azureEnv(t *testing.T, secret string) {
+func azureEnv(t testing.TB, secret string) {
 	for _, k := range []string{"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
 		"AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_USERNAME", "AZURE_PASSWORD", "AZURE_FEDERATED_TOKEN_FILE",
 		"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "AZURE_POD_IDENTITY_AUTHORITY_HOST",
@@ -598,6 +606,76 @@ func TestACRManagedIdentity(t *testing.T) {
 		t.Errorf("refused identity: %v", err)
 	} else {
 		z.noToken(t, err.Error())
+	}
+}
+
+// TestACRWorkloadIdentity: AKS workload identity (what its webhook puts in
+// the pod's environment): the federated token file is Entra's client
+// assertion; concurrent lookups of one registry make one exchange.
+func TestACRWorkloadIdentity(t *testing.T) {
+	z := newAzure(t)
+	azureEnv(t, "")
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(federatedToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AZURE_CLIENT_ID", acrClientID)
+	t.Setenv("AZURE_TENANT_ID", acrTenant)
+	t.Setenv("AZURE_FEDERATED_TOKEN_FILE", file)
+	pods := acrPods(z, &ACR{})
+	var imgs []string
+	for i := range 8 {
+		imgs = append(imgs, z.push(t, fmt.Sprintf("team/app:%d", i), []string{fmt.Sprintf("/app%d", i)}, nil))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(imgs))
+	eps := make([][]string, len(imgs))
+	for i, img := range imgs {
+		wg.Go(func() { eps[i], _, errs[i] = pods.Entrypoint(context.Background(), acrPod(), img) })
+	}
+	wg.Wait()
+	for i := range imgs {
+		if errs[i] != nil || !reflect.DeepEqual(eps[i], []string{fmt.Sprintf("/app%d", i)}) {
+			t.Errorf("%s: %q %v", imgs[i], eps[i], errs[i])
+		}
+	}
+	if e, x, imds := z.counts(); e != 1 || x != 1 || imds != 0 {
+		t.Errorf("%d Entra tokens, %d exchanges, %d IMDS probes; want 1, 1, 0", e, x, imds)
+	}
+}
+
+// FuzzACRParsers: the token claims and the registry's error bodies are
+// read from the network; neither panics, and a rendered error never holds
+// the token it was told to hide.
+func FuzzACRParsers(f *testing.F) {
+	f.Add("eyJhbGciOiJub25lIn0.eyJ0aWQiOiJ0IiwiZXhwIjoxfQ.c2ln", []byte(`{"errors":[{"code":"UNAUTHORIZED","message":"x"}]}`), "myreg.azurecr.io")
+	f.Add("a.b.c", []byte(`{"errors":[]}`), "r.azurecr.cn")
+	f.Fuzz(func(t *testing.T, token string, body []byte, host string) {
+		claims(token)
+		if scope := acrScope(host); scope != "" && (strings.ContainsAny(host, ":/") || !strings.Contains(strings.ToLower(host), ".azurecr.")) {
+			t.Errorf("%q taken for an ACR host (%s)", host, scope)
+		}
+		out := acrErrors(body, token)
+		if len(token) >= 16 && strings.Trim(token, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" &&
+			strings.Contains(out, token) {
+			t.Errorf("%q holds the token", out)
+		}
+	})
+}
+
+// BenchmarkACRCached: an ACR lookup once the refresh token is cached.
+func BenchmarkACRCached(b *testing.B) {
+	z := newAzure(b)
+	azureEnv(b, acrSecret)
+	acr := &ACR{Transport: z.transport}
+	reg, _ := name.NewRegistry(acrHost)
+	if _, err := acr.Resolve(reg); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if a, err := acr.Resolve(reg); err != nil || a == authn.Anonymous {
+			b.Fatal(a, err)
+		}
 	}
 }
 
