@@ -50,8 +50,9 @@ const (
 	// expires.
 	acrEarly = 5 * time.Minute
 	// acrRetryUnavailable: how long "no managed identity here" holds
-	// before the next probe.
-	acrRetryUnavailable = time.Hour
+	// before a lookup starts the next probe (in the background: short, so
+	// that a probe that failed by accident on Azure soon gives way).
+	acrRetryUnavailable = time.Minute
 )
 
 // ACR is the keychain of Azure Container Registry (*.azurecr.io and the
@@ -70,14 +71,15 @@ const (
 // a probe (a token request) that runs apart from the lookups: Warm starts
 // it at the webhook's start, and a lookup waits only for the first probe
 // when it is still running. Without a managed identity the keychain is
-// anonymous, and probes again in the background an hour later: a webhook
-// outside Azure never makes a pod wait for IMDS past its first second.
+// anonymous, and a lookup a minute later or more starts the next probe in
+// the background: a webhook outside Azure never makes a pod wait for IMDS
+// past its first second.
 type ACR struct {
 	// Transport carries the Entra, IMDS and /oauth2/exchange requests
 	// (nil: http.DefaultTransport).
 	Transport http.RoundTripper
-	// Log is told when a probe finds no managed identity (nil: nothing
-	// is logged).
+	// Log is told when a probe finds the managed identity missing, or
+	// back (nil: nothing is logged).
 	Log *slog.Logger
 	Now func() time.Time
 
@@ -131,6 +133,7 @@ func (a *ACR) startProbe() {
 		defer cancel()
 		_, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{acrClouds[0].scope}})
 		a.mu.Lock()
+		wasThere := !a.probed || a.unavailable.IsZero()
 		a.probed, a.probeDone = true, nil
 		a.unavailable = time.Time{}
 		if err != nil {
@@ -138,9 +141,13 @@ func (a *ACR) startProbe() {
 		}
 		a.mu.Unlock()
 		close(done)
-		if err != nil && a.Log != nil {
-			a.Log.Info("no Azure credential (no managed identity): ACR images are read anonymously; probing again in an hour",
+		switch {
+		case a.Log == nil:
+		case err != nil && wasThere: // logged when it changes, not at every probe
+			a.Log.Info("no Azure credential (no managed identity): ACR images are read anonymously",
 				"cause", firstLine(err))
+		case err == nil && !wasThere:
+			a.Log.Info("Azure managed identity found: ACR images are read with it")
 		}
 	}()
 }

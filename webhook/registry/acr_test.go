@@ -102,6 +102,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// entraTokens are the access tokens the fakes' Entra and IMDS issued
+// (token → audience), shared by every fake of the process as one Entra's
+// signature would be: MSAL caches managed identity tokens process-wide.
+var entraTokens sync.Map
+
 // azure is a fake Microsoft Entra ID (instance discovery, OpenID metadata,
 // the client-credentials token endpoint) and a fake Azure Container
 // Registry (/oauth2/exchange, the registry's /oauth2/token and the v2 API
@@ -131,7 +136,7 @@ type azure struct {
 
 func newAzure(t testing.TB) *azure {
 	t.Helper()
-	z := &azure{entraTokens: map[string]string{}, refresh: map[string]bool{}, access: map[string]bool{}, refreshTTL: 3 * time.Hour}
+	z := &azure{refresh: map[string]bool{}, access: map[string]bool{}, refreshTTL: 3 * time.Hour}
 	pool, issue := newTLSCA(t)
 	quiet := log.New(io.Discard, "", 0)
 
@@ -197,7 +202,7 @@ func (z *azure) serveIMDS(w http.ResponseWriter, r *http.Request) {
 		aud := r.URL.Query().Get("resource")
 		tok := jwt(map[string]any{"tid": acrTenant, "aud": aud, "exp": time.Now().Add(time.Hour).Unix()})
 		z.mu.Lock()
-		z.entraTokens[tok] = aud
+		entraTokens.Store(tok, aud)
 		z.issued = append(z.issued, tok)
 		z.entraCalls++
 		z.mu.Unlock()
@@ -250,7 +255,7 @@ func (z *azure) serveEntra(w http.ResponseWriter, r *http.Request) {
 		}
 		tok := jwt(map[string]any{"tid": acrTenant, "aud": aud, "exp": time.Now().Add(time.Hour).Unix()})
 		z.mu.Lock()
-		z.entraTokens[tok] = aud
+		entraTokens.Store(tok, aud)
 		z.issued = append(z.issued, tok)
 		z.entraCalls++
 		z.entraHosts = append(z.entraHosts, r.Host)
@@ -278,7 +283,7 @@ func (z *azure) serveACR(inner http.Handler) http.Handler {
 			z.mu.Lock()
 			defer z.mu.Unlock()
 			z.exchangeForms = append(z.exchangeForms, form)
-			aud, known := z.entraTokens[f.Get("access_token")]
+			aud, known := entraTokens.Load(f.Get("access_token"))
 			switch {
 			case r.Method != http.MethodPost || f.Get("grant_type") != "access_token" || f.Get("service") != acrHost:
 				acrError(w, http.StatusBadRequest, "BAD_REQUEST", "grant_type access_token and service "+acrHost+" expected")
@@ -525,7 +530,7 @@ func (a *ACR) settle() {
 // (the managed identity endpoint never answers), an ACR image is read
 // anonymously. The managed identity is probed once at the start (Warm), in
 // the background, never for other registries, and again in the background
-// an hour later.
+// by a lookup a minute later; when it answers, it is used.
 func TestACRNoCredential(t *testing.T) {
 	z := newAzure(t)
 	z.anonymous = true
@@ -559,18 +564,34 @@ func TestACRNoCredential(t *testing.T) {
 			t.Errorf("lookup %d: %d Entra tokens, %d exchanges, %d IMDS probes; want 0, 0, 1", i+1, e, x, imds)
 		}
 	}
-	// An hour later, a lookup starts a probe in the background and goes on
-	// anonymously.
+	// A minute later, a lookup starts a probe in the background and goes
+	// on anonymously.
 	clock.Add(int64(acrRetryUnavailable + time.Second))
 	if _, _, err := pods.Entrypoint(context.Background(), acrPod(), z.push(t, "public/app:1.3", []string{"/app"}, nil)); err != nil {
 		t.Fatal(err)
 	}
 	acr.settle()
 	if _, _, imds := z.counts(); imds != 2 {
-		t.Errorf("%d IMDS probes after an hour, want 2", imds)
+		t.Errorf("%d IMDS probes after a minute, want 2", imds)
 	}
-	if n := strings.Count(logs.String(), "no Azure credential"); n != 2 {
-		t.Errorf("%d log lines, want one per probe:\n%s", n, logs.String())
+	// The identity appears (it was missing by accident): the next probe
+	// finds it, and lookups use it from then on.
+	z.mu.Lock()
+	z.managedIdentity = true
+	z.mu.Unlock()
+	clock.Add(int64(acrRetryUnavailable + time.Second))
+	if _, _, err := pods.Entrypoint(context.Background(), acrPod(), z.push(t, "public/app:1.4", []string{"/app"}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	acr.settle()
+	if _, _, err := pods.Entrypoint(context.Background(), acrPod(), z.push(t, "public/app:1.5", []string{"/app"}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, x, imds := z.counts(); x != 1 || imds < 3 {
+		t.Errorf("after the identity appeared: %d exchanges, %d IMDS connections", x, imds)
+	}
+	if n, m := strings.Count(logs.String(), "no Azure credential"), strings.Count(logs.String(), "managed identity found"); n != 1 || m != 1 {
+		t.Errorf("%d and %d log lines, want one when the identity goes missing, one when it is found:\n%s", n, m, logs.String())
 	}
 }
 
