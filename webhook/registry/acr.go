@@ -45,15 +45,8 @@ func acrScope(host string) string {
 	return ""
 }
 
-const (
-	// acrEarly: a cached refresh token is replaced this long before it
-	// expires.
-	acrEarly = 5 * time.Minute
-	// acrRetryUnavailable: how long "no managed identity here" holds
-	// before a lookup starts the next probe (in the background: short, so
-	// that a probe that failed by accident on Azure soon gives way).
-	acrRetryUnavailable = time.Minute
-)
+// acrEarly: a cached refresh token is replaced this long before it expires.
+const acrEarly = 5 * time.Minute
 
 // ACR is the keychain of Azure Container Registry (*.azurecr.io and the
 // sovereign clouds' .cn, .us, .de): an Entra token from
@@ -89,12 +82,10 @@ type ACR struct {
 	explicit bool
 
 	fetch sync.Mutex // one exchange at a time; the cache is checked again under it
+	gate  gate       // IMDS's managed identity, when nothing else is configured
 
-	mu          sync.Mutex
-	tokens      map[string]acrToken // registry host → refresh token
-	probed      bool                // a managed identity probe has ended
-	probeDone   chan struct{}       // closed when the running probe ends; nil when none runs
-	unavailable time.Time           // zero: a managed identity answered; else when to probe again
+	mu     sync.Mutex
+	tokens map[string]acrToken // registry host → refresh token
 }
 
 type acrToken struct {
@@ -114,71 +105,8 @@ func (a *ACR) now() time.Time {
 // for it.
 func (a *ACR) Warm() {
 	a.credOnce.Do(a.setup)
-	if a.explicit || a.credErr != nil {
-		return
-	}
-	a.mu.Lock()
-	if !a.probed && a.probeDone == nil {
-		a.startProbe()
-	}
-	a.mu.Unlock()
-}
-
-// startProbe runs a probe; a.mu is held.
-func (a *ACR) startProbe() {
-	done := make(chan struct{})
-	a.probeDone = done
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{acrClouds[0].scope}})
-		a.mu.Lock()
-		wasThere := !a.probed || a.unavailable.IsZero()
-		a.probed, a.probeDone = true, nil
-		a.unavailable = time.Time{}
-		if err != nil {
-			a.unavailable = a.now().Add(acrRetryUnavailable)
-		}
-		a.mu.Unlock()
-		close(done)
-		switch {
-		case a.Log == nil:
-		case err != nil && wasThere: // logged when it changes, not at every probe
-			a.Log.Info("no Azure credential (no managed identity): ACR images are read anonymously",
-				"cause", firstLine(err))
-		case err == nil && !wasThere:
-			a.Log.Info("Azure managed identity found: ACR images are read with it")
-		}
-	}()
-}
-
-// managedIdentity reports whether IMDS's managed identity is there, waiting
-// for a running probe only until a first probe has ended.
-func (a *ACR) managedIdentity(ctx context.Context) (bool, error) {
-	for {
-		a.mu.Lock()
-		switch {
-		case a.probeDone != nil && !a.probed:
-			ch := a.probeDone
-			a.mu.Unlock()
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
-				return false, ctx.Err()
-			}
-		case !a.probed:
-			a.startProbe()
-			a.mu.Unlock()
-			continue
-		case a.unavailable.IsZero():
-			a.mu.Unlock()
-			return true, nil
-		case a.probeDone == nil && !a.now().Before(a.unavailable):
-			a.startProbe()
-		}
-		a.mu.Unlock()
-		return false, nil
+	if !a.explicit && a.credErr == nil {
+		a.gate.warm()
 	}
 }
 
@@ -202,7 +130,7 @@ func (a *ACR) ResolveContext(ctx context.Context, target authn.Resource) (authn.
 		return nil, fmt.Errorf("Azure credential: %s", firstLine(a.credErr))
 	}
 	if !a.explicit {
-		ok, err := a.managedIdentity(ctx)
+		ok, err := a.gate.open(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("Azure managed identity for %s: %v", host, err)
 		}
@@ -277,6 +205,13 @@ func acrExplicit() bool {
 
 func (a *ACR) setup() {
 	a.explicit = acrExplicit()
+	a.gate = gate{now: a.Now, log: a.Log,
+		missing: "no Azure credential (no managed identity): ACR images are read anonymously",
+		found:   "Azure managed identity found: ACR images are read with it",
+		probe: func(ctx context.Context) error {
+			_, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{acrClouds[0].scope}})
+			return err
+		}}
 	opts := &azidentity.DefaultAzureCredentialOptions{}
 	if a.Transport != nil {
 		opts.ClientOptions.Transport = &http.Client{Transport: a.Transport}

@@ -373,7 +373,7 @@ func azureEnv(t testing.TB, secret string) {
 func acrPods(z *azure, acr *ACR) *Pods {
 	acr.Transport = z.transport
 	return &Pods{Resolver: &Resolver{TTL: time.Minute, Options: []remote.Option{remote.WithTransport(z.transport)}},
-		Objects: &objects{}, Cloud: CloudKeychains(acr)}
+		Objects: &objects{}, Cloud: CloudKeychains(&ECR{}, acr)}
 }
 
 func acrPod() *corev1.Pod {
@@ -517,14 +517,7 @@ func (s *syncBuffer) String() string {
 }
 
 // settle waits for a running managed identity probe.
-func (a *ACR) settle() {
-	a.mu.Lock()
-	ch := a.probeDone
-	a.mu.Unlock()
-	if ch != nil {
-		<-ch
-	}
-}
+func (a *ACR) settle() { a.gate.settle() }
 
 // TestACRNoCredential: with no Azure credential configured, outside Azure
 // (the managed identity endpoint never answers), an ACR image is read
@@ -566,7 +559,7 @@ func TestACRNoCredential(t *testing.T) {
 	}
 	// A minute later, a lookup starts a probe in the background and goes
 	// on anonymously.
-	clock.Add(int64(acrRetryUnavailable + time.Second))
+	clock.Add(int64(retryMissing + time.Second))
 	if _, _, err := pods.Entrypoint(context.Background(), acrPod(), z.push(t, "public/app:1.3", []string{"/app"}, nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -579,7 +572,7 @@ func TestACRNoCredential(t *testing.T) {
 	z.mu.Lock()
 	z.managedIdentity = true
 	z.mu.Unlock()
-	clock.Add(int64(acrRetryUnavailable + time.Second))
+	clock.Add(int64(retryMissing + time.Second))
 	if _, _, err := pods.Entrypoint(context.Background(), acrPod(), z.push(t, "public/app:1.4", []string{"/app"}, nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -719,7 +712,7 @@ func TestACRScope(t *testing.T) {
 // BenchmarkCloudKeychainsOtherRegistry: what the cloud keychains cost a
 // lookup on a registry that is none of theirs (no credentials, no calls).
 func BenchmarkCloudKeychainsOtherRegistry(b *testing.B) {
-	kc := authn.NewMultiKeychain(CloudKeychains(&ACR{})...)
+	kc := authn.NewMultiKeychain(CloudKeychains(&ECR{}, &ACR{})...)
 	reg, _ := name.NewRegistry("registry.example.com")
 	for b.Loop() {
 		if a, err := kc.Resolve(reg); err != nil || a != authn.Anonymous {

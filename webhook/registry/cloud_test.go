@@ -43,7 +43,7 @@ func TestECRKeychain(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
-	kc := authn.NewMultiKeychain(CloudKeychains(&ACR{})...)
+	kc := authn.NewMultiKeychain(CloudKeychains(&ECR{}, &ACR{})...)
 
 	ref, _ := name.ParseReference("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:1.0")
 	a, err := kc.Resolve(ref.Context())

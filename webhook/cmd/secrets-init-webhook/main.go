@@ -129,9 +129,12 @@ func serve(c config, log *slog.Logger) error {
 	res := &registry.Resolver{TTL: c.cacheTTL, Count: func(r string) {
 		metrics.Add("secrets_init_webhook_registry_lookups_total", `result="`+r+`"`)
 	}}
-	acr := &registry.ACR{Log: log}
-	cloud := registry.CloudKeychains(acr)
-	acr.Warm() // outside Azure, the managed identity probe runs now, not in a pod's admission
+	ecr, acr := &registry.ECR{Log: log}, &registry.ACR{Log: log}
+	cloud := registry.CloudKeychains(ecr, acr)
+	// Outside AWS and Azure, the instance metadata probes run now, not in
+	// a pod's admission.
+	ecr.Warm()
+	acr.Warm()
 	inj := &inject.Injector{
 		Image:           c.image,
 		ImagePullPolicy: corev1.PullPolicy(c.pullPolicy),
