@@ -63,6 +63,7 @@ fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzReadYAML$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	$(GO) test ./internal/resolver -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	cd webhook && $(GO) test ./server -run '^$$' -fuzz '^FuzzSecretsReview$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
+	cd webhook && $(GO) test ./registry -run '^$$' -fuzz '^FuzzACRParsers$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 
 e2e:
 	@for m in $(E2E); do d=$$(dirname $$m); echo "== $$d"; (cd $$d && $(GO) test -count=1 -timeout $(E2ETIMEOUT) ./...) || exit 1; done
