@@ -1,0 +1,157 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/secrets-init/secrets-init/provider"
+)
+
+// Writes: >>vault:PATH[#KEY[#JSON_BODY]] (SPEC §8). The engine gives the
+// store one Target per distinct (PATH, body); the store makes one write
+// (a PUT, Vault's POST) per Target, to PATH exactly as written (no mount
+// lookup, no KV v2 data/ segment), and the value is the answer's data as a
+// JSON object, whatever its engine.
+//
+// A write is not idempotent: a PKI issue that reached Vault has issued a
+// certificate, whether or not its answer came back. So a write is retried
+// only when Vault provably did not act on it: the connection was never
+// made (refused, no route, DNS), Vault throttled it (429: a rate limit
+// quota rejects a request before any engine sees it), or Vault could not
+// serve it (503: sealed, standby; 412: a performance standby not caught
+// up). Any other failure, a timeout or a reset after the request was sent
+// included, fails the write at once: at start-up secrets-init fails
+// closed; under refresh the round fails and the next one writes again.
+
+// write makes one write.
+func (st *store) write(ctx context.Context, r request) provider.Result {
+	data, err := provider.WriteData(r.body)
+	if err != nil {
+		return provider.Result{Err: err}
+	}
+	var secret *api.Secret
+	err = provider.Retry(ctx, func() (err error) {
+		secret, err = st.client.Logical().WriteWithContext(ctx, r.path, data)
+		return err
+	}, writeClass)
+	if err != nil {
+		return provider.Result{Err: describeWrite(st.client, err, r.path)}
+	}
+	return decodeWrite(secret, r.path, time.Now())
+}
+
+// writeClass tells how a failed write is retried: only when Vault
+// provably did not act on it.
+func writeClass(err error) provider.Class {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		switch re.StatusCode {
+		case http.StatusTooManyRequests:
+			return provider.Throttled
+		case http.StatusServiceUnavailable, http.StatusPreconditionFailed:
+			return provider.Transient
+		}
+		return provider.Permanent
+	}
+	if notSent(err) {
+		return provider.Transient
+	}
+	return provider.Permanent
+}
+
+// notSent tells whether err means the request never left: no connection
+// was made.
+func notSent(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return true
+	}
+	var de *net.DNSError
+	return errors.As(err, &de) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
+}
+
+// describeWrite explains a failed write. A write needs the "update"
+// capability on its path (and "create" where the path does not exist yet).
+func describeWrite(c *api.Client, err error, path string) error {
+	var re *api.ResponseError
+	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("permission denied: the Vault token needs the \"update\" capability on %s to write to it (and \"create\" where nothing exists there yet)", path)
+	}
+	if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest {
+		// Vault's reason (unknown role, a field it does not accept) is
+		// about the body's fields, never a quote of a value.
+		return fmt.Errorf("Vault refused the write to %s: %s%s", path, statusText(re.StatusCode), vaultErrors(re))
+	}
+	if !errors.As(err, &re) && !notSent(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && transient(err) {
+		return fmt.Errorf("the write to %s may have reached Vault, so it is not retried: %w", path, describe(c, err, path, "update"))
+	}
+	return describe(c, err, path, "update")
+}
+
+// decodeWrite turns a write's answer into a Result: its data as a JSON
+// object ({} when Vault answered 204 No Content). Its Lease is how long
+// what it issued lasts: a lease's duration, or for a certificate (PKI's
+// "expiration", Unix seconds) the time left until it expires, whichever
+// ends first. Its Version is the certificate's serial number, when there
+// is one: it names no secret.
+func decodeWrite(secret *api.Secret, path string, now time.Time) provider.Result {
+	data := map[string]any{}
+	if secret != nil && secret.Data != nil {
+		data = secret.Data
+	}
+	b, err := json.Marshal(data)
+	if err != nil { // never quote the data
+		return provider.Result{Err: fmt.Errorf("cannot encode the answer of the write to %s as JSON", path)}
+	}
+	res := provider.Result{Value: b}
+	if s, ok := data["serial_number"].(string); ok {
+		res.Version = s
+	}
+	if secret != nil && secret.LeaseID != "" && secret.LeaseDuration > 0 {
+		res.Lease = time.Duration(secret.LeaseDuration) * time.Second
+	}
+	if exp, ok := expiration(data["expiration"]); ok {
+		if left := exp.Sub(now); left > 0 && (res.Lease == 0 || left < res.Lease) {
+			res.Lease = left
+		} else if left <= 0 {
+			res.Lease = time.Second // already expired: issue again at once
+		}
+	}
+	return res
+}
+
+// expiration reads PKI's "expiration": Unix seconds, a JSON number.
+func expiration(v any) (time.Time, bool) {
+	var sec int64
+	switch n := v.(type) {
+	case json.Number:
+		i, err := n.Int64()
+		if err != nil {
+			return time.Time{}, false
+		}
+		sec = i
+	case float64:
+		sec = int64(n)
+	case string:
+		i, err := strconv.ParseInt(n, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		sec = i
+	default:
+		return time.Time{}, false
+	}
+	if sec <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, 0), true
+}
