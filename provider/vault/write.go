@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,9 +46,61 @@ func (st *store) write(ctx context.Context, r request) provider.Result {
 		return err
 	}, writeClass)
 	if err != nil {
+		scrub(err, bodyStrings(data))
 		return provider.Result{Err: describeWrite(st.client, err, r.path)}
 	}
 	return decodeWrite(secret, r.path, time.Now())
+}
+
+// scrub removes the body's values from Vault's error strings: Vault
+// quotes what it refuses ("common name x.example.org not allowed by this
+// role"), and a body may hold a secret. Each string of the body (of 3
+// bytes or more: shorter ones tell nothing) becomes "…".
+func scrub(err error, values []string) {
+	var ex *provider.Exhausted
+	if errors.As(err, &ex) {
+		err = ex.Last
+	}
+	var re *api.ResponseError
+	if !errors.As(err, &re) {
+		return
+	}
+	for i, e := range re.Errors {
+		for _, v := range values {
+			e = strings.ReplaceAll(e, v, "…")
+		}
+		re.Errors[i] = e
+	}
+}
+
+// bodyStrings lists the strings of a body, its members' names left out,
+// longest first (so that a value holding another is scrubbed whole).
+func bodyStrings(v any) []string {
+	var out []string
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			if len(x) >= 3 {
+				out = append(out, x)
+			}
+		case json.Number:
+			if len(x) >= 3 {
+				out = append(out, string(x))
+			}
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
 }
 
 // writeClass tells how a failed write is retried: only when Vault
@@ -87,8 +141,8 @@ func describeWrite(c *api.Client, err error, path string) error {
 		return fmt.Errorf("permission denied: the Vault token needs the \"update\" capability on %s to write to it (and \"create\" where nothing exists there yet)", path)
 	}
 	if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest {
-		// Vault's reason (unknown role, a field it does not accept) is
-		// about the body's fields, never a quote of a value.
+		// Vault's reason (unknown role, a name the role does not allow),
+		// with the body's values scrubbed out of it.
 		return fmt.Errorf("Vault refused the write to %s: %s%s", path, statusText(re.StatusCode), vaultErrors(re))
 	}
 	if !errors.As(err, &re) && !notSent(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && transient(err) {
