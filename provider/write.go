@@ -14,8 +14,8 @@ import (
 //	>>vault:PATH[#KEY[#JSON_BODY]][?OPTIONS]
 //
 // PATH ends at the first '#' or '?'; KEY at the next '#' or '?'. JSON_BODY
-// starts right after the second '#' with '{' and is one JSON object: it
-// ends where that object ends (a JSON scanner finds its closing brace, so
+// starts right after the second '#' and is one JSON object (JSON's
+// whitespace around it allowed): it ends where that object ends (a JSON scanner finds its closing brace, so
 // '#', '?', '&' and '}' inside its strings are its own). What follows it is
 // nothing, or '?' and the options. Without a body the write sends {}.
 // Every §3 option applies to the value selected from the write's answer.
@@ -85,10 +85,13 @@ func parseWrite(rest string) (Ref, error) {
 // brace; what follows must be nothing or '?'. Errors say where, never what:
 // the body may hold a secret.
 func canonicalBody(s string) (string, int, error) {
-	if s == "" || s[0] == '?' {
+	// JSON's own whitespace may surround the object, as vault-env's JSON
+	// decoding allows (a body folded over lines in a manifest).
+	t := strings.TrimLeft(s, jsonSpace)
+	if t == "" || t[0] == '?' {
 		return "", 0, errors.New("empty JSON body after the second '#' (give a JSON object such as {\"common_name\":\"web.example.com\"}, or leave out the '#')")
 	}
-	if s[0] != '{' {
+	if t[0] != '{' {
 		return "", 0, errors.New("the body after the second '#' is not a JSON object: it must start with '{' (a write has no #VERSION)")
 	}
 	dec := json.NewDecoder(strings.NewReader(s))
@@ -104,6 +107,7 @@ func canonicalBody(s string) (string, int, error) {
 		}
 	}
 	n := int(dec.InputOffset())
+	n += len(s[n:]) - len(strings.TrimLeft(s[n:], jsonSpace))
 	if n < len(s) && s[n] != '?' {
 		return "", 0, fmt.Errorf("unexpected text after the JSON body's closing '}' (at byte %d of the body; options start with '?')", n)
 	}
@@ -113,6 +117,9 @@ func canonicalBody(s string) (string, int, error) {
 	}
 	return canon, n, nil
 }
+
+// jsonSpace is JSON's whitespace.
+const jsonSpace = " \t\r\n"
 
 // encodeBody is the canonical form of a body: compact, members sorted,
 // numbers as written, no HTML escaping.

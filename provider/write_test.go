@@ -28,6 +28,9 @@ func TestParseWrite(t *testing.T) {
 			w("pki/issue/web", "private_key", `{"common_name":"w","ttl":"1h"}`, Options{File: true, FilePath: "/tls/key", Refresh: Action{Kind: ActSignal, Signal: 1}})},
 		// '#', '?', '&', '}' and ':' inside the body's strings are the body's.
 		{`>>vault:transit/encrypt/k#ciphertext#{"plaintext":"a#b?c&d}e:f"}?optional`, w("transit/encrypt/k", "ciphertext", `{"plaintext":"a#b?c&d}e:f"}`, Options{Optional: true})},
+		// JSON whitespace around the body, as vault-env's decoding allows.
+		{">>vault:p#k#\n {\"a\": 1}\n ?file", w("p", "k", `{"a":1}`, Options{File: true})},
+		{">>vault:p#k# {\"a\":\"b\"} ", w("p", "k", `{"a":"b"}`, Options{})},
 		// No key: the whole answer, as a JSON object.
 		{`>>vault:pki/issue/web##{"common_name":"w"}`, w("pki/issue/web", "", `{"common_name":"w"}`, Options{})},
 		{`>>vault:pki/issue/web#k#{}`, w("pki/issue/web", "k", "{}", Options{})},
@@ -70,7 +73,8 @@ func TestParseWriteErrors(t *testing.T) {
 		{`>>vault:p#k#{"password":"` + canary + `"`, "not a complete JSON object"},
 		{`>>vault:p#k#{"password":` + canary + `}`, "not valid JSON (at byte 13"},
 		{`>>vault:p#k#{"password":"` + canary + `"}x`, "unexpected text after the JSON body"},
-		{`>>vault:p#k#{"password":"` + canary + `"} ?file`, "unexpected text after the JSON body"},
+		{`>>vault:p#k#{"password":"` + canary + `"} x?file`, "unexpected text after the JSON body"},
+		{`>>vault:p#k#  `, "empty JSON body"},
 		{`>>vault:p#k#{"password":"` + canary + `"}#v`, "unexpected text after the JSON body"},
 		{`>>vault:p#{"password":"` + canary + `"}`, "cannot start with '{'"},
 		{`>>vault:p#k#{"password":"` + canary + `"}?bogus`, "unknown option"},
