@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -195,5 +196,61 @@ func TestWriteFailureNamesNoBody(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
 		}
+	}
+}
+
+// issuer issues a new certificate and key, numbered, at every write.
+type issuer struct{ n atomic.Int32 }
+
+func (s *issuer) Fetch(_ context.Context, ts []Target) []Result {
+	rs := make([]Result, len(ts))
+	for i := range ts {
+		n := s.n.Add(1)
+		v, _ := json.Marshal(map[string]string{"certificate": fmt.Sprintf("CERT-%d", n), "private_key": fmt.Sprintf("KEY-%d", n)})
+		rs[i] = Result{Value: v, Version: fmt.Sprint(n), Lease: time.Hour}
+	}
+	return rs
+}
+
+// TestRefetchWriteIssuesOneSet: refetching a write issues once more for
+// all its variables, and Commit switches the certificate and its key as
+// one set of files.
+func TestRefetchWriteIssuesOneSet(t *testing.T) {
+	st := &issuer{}
+	cfg := Config{Stores: map[Kind]Opener{Vault: func(context.Context, Settings) (Store, error) { return st, nil }},
+		Refresh: true, FileDir: t.TempDir(), Timeout: 10 * time.Second}
+	body := `{"common_name":"web.example.com"}`
+	res, err := Resolve(context.Background(), cfg, []string{
+		"TLS_CERT=>>vault:pki/issue/web#certificate#" + body + "?file",
+		"TLS_KEY=>>vault:pki/issue/web#private_key#" + body + "?file",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Files.Remove() })
+	certPath, keyPath := envOf(res.Env, "TLS_CERT"), envOf(res.Env, "TLS_KEY")
+	if readFileT(t, certPath) != "CERT-1" || readFileT(t, keyPath) != "KEY-1" || st.n.Load() != 1 {
+		t.Fatalf("first issue: %d writes", st.n.Load())
+	}
+	targets := res.Targets()
+	if len(targets) != 1 || targets[0].Lease != time.Hour || targets[0].Version != "1" {
+		t.Fatalf("Targets: %+v", targets)
+	}
+	fetched, err := res.Refetch(context.Background(), []Target{targets[0].Ref.Target})
+	if err != nil || len(fetched) != 1 || st.n.Load() != 2 {
+		t.Fatalf("Refetch: %+v, %v after %d writes; want one more write", fetched, err, st.n.Load())
+	}
+	if readFileT(t, certPath) != "CERT-1" {
+		t.Fatal("a refetch changed a file before Commit")
+	}
+	changed, err := res.Commit()
+	if err != nil || len(changed) != 2 {
+		t.Fatalf("Commit: %v, %v", changed, err)
+	}
+	if readFileT(t, certPath) != "CERT-2" || readFileT(t, keyPath) != "KEY-2" {
+		t.Error("the certificate and its key did not switch together")
+	}
+	if envOf(res.Env, "TLS_CERT") != certPath {
+		t.Error("a ?file path changed")
 	}
 }
