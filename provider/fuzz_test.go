@@ -92,3 +92,49 @@ func checkWrite(t *testing.T, s string, r Ref) {
 		}
 	}
 }
+
+// FuzzShownReference checks that ShownReference never panics and never
+// shows what follows the second '#' of a malformed write (its body, or
+// what was meant as one), whatever the error.
+func FuzzShownReference(f *testing.F) {
+	for _, s := range []string{
+		`>>vault:pki/issue/web#certificate#{"common_name":"w"}?file`, `>>vault:p#k#{"a":`, `>>vault:p#k?file#{"pw":"x"}`,
+		`>>vault:p?x#k#{"pw":"x"}`, `>>vault:p#{"pw":"x"}`, `>>vault:p#k#{"a":"b"} x`, ">>vault:", "vault:a#b#c",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		shown := ShownReference(s)
+		rest, ok := strings.CutPrefix(s, prefixWrite)
+		if !ok {
+			return
+		}
+		_, _, err := Parse(s)
+		if err == nil {
+			return // checked by FuzzParse
+		}
+		if msg := err.Error(); strings.Contains(rest, "#") {
+			_, after, _ := strings.Cut(rest, "#")
+			if _, body, ok := strings.Cut(after, "#"); ok && len(body) >= 4 && strings.Contains(msg, body) {
+				t.Fatalf("Parse(%q): the error quotes the body: %v", s, msg)
+			}
+		}
+		path, after, ok := strings.Cut(rest, "#")
+		if !ok {
+			return
+		}
+		hidden := after
+		if !strings.HasPrefix(after, "{") {
+			var key string
+			key, hidden, ok = strings.Cut(after, "#")
+			if !ok {
+				return
+			}
+			path += "#" + key
+		}
+		tail, ok := strings.CutPrefix(shown, prefixWrite+path)
+		if !ok || len(hidden) >= 4 && strings.Contains(tail, hidden) {
+			t.Fatalf("ShownReference(%q) = %q shows %q", s, shown, hidden)
+		}
+	})
+}

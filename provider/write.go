@@ -63,6 +63,11 @@ func parseWrite(rest string) (Ref, error) {
 		if rest[0] != '?' { // cannot happen: a body ends at '?' or the end
 			return Ref{}, errors.New("unexpected text after the write's body (" + form + ")")
 		}
+		if strings.ContainsAny(rest[1:], "#{") {
+			// A body written after the options: the option errors
+			// would quote it.
+			return Ref{}, errors.New("'#' or '{' in the options: a write's body goes before the '?' (" + form + ")")
+		}
 		o, keyURI, err := parseOptions(rest[1:])
 		if err != nil {
 			return Ref{}, err
