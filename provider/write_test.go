@@ -79,6 +79,8 @@ func TestParseWriteErrors(t *testing.T) {
 		{`>>vault:p#k#{"password":"` + canary + `"}#v`, "unexpected text after the JSON body"},
 		{`>>vault:p#{"password":"` + canary + `"}`, "cannot start with '{'"},
 		{`>>vault:p#k#{"password":"` + canary + `"}?bogus`, "unknown option"},
+		{`>>vault:p#k?file#{"password":"` + canary + `"}`, "'#' or '{' in the options"},
+		{`>>vault:p?bogus{"password":"` + canary + `"}`, "'#' or '{' in the options"},
 		{`>>vault:p#k#{"password":"` + canary + `"}?key=file:/k`, "jwe: references only"},
 		{`>>vault:p#k#{"password":"` + canary + `"}?refresh=HUP`, "needs"},
 	}
