@@ -187,7 +187,8 @@ func redactBody(body string) string {
 // ShownReference is how messages, logs and `check` show a variable's
 // value when it is a reference: a write's body with its values left out
 // (it may hold a secret), a jwe: reference cut short, anything else as
-// written. A malformed write is cut before its body.
+// written. A malformed write is cut where a body could start (after its
+// second '#', or at its first '{').
 func ShownReference(value string) string {
 	rest, ok := strings.CutPrefix(value, prefixWrite)
 	if !ok {
@@ -203,17 +204,19 @@ func ShownReference(value string) string {
 		}
 		return shown
 	}
-	// Malformed: PATH#KEY as written, the body hidden.
-	path, after, hasKey := strings.Cut(rest, "#")
-	if !hasKey {
+	// Malformed: shown up to where a body could start (after a second
+	// '#', or at a first '{'), the rest hidden.
+	cut := len(rest)
+	if i := strings.IndexByte(rest, '{'); i >= 0 {
+		cut = i
+	}
+	if i := strings.IndexByte(rest, '#'); i >= 0 {
+		if j := strings.IndexByte(rest[i+1:], '#'); j >= 0 && i+j+2 < cut {
+			cut = i + j + 2
+		}
+	}
+	if cut == len(rest) {
 		return value
 	}
-	if strings.HasPrefix(after, "{") {
-		return prefixWrite + path + "#{…}"
-	}
-	key, _, hasBody := strings.Cut(after, "#")
-	if !hasBody {
-		return value
-	}
-	return prefixWrite + path + "#" + key + "#{…}"
+	return prefixWrite + rest[:cut] + "{…}"
 }
