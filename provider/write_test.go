@@ -256,3 +256,22 @@ func TestRefetchWriteIssuesOneSet(t *testing.T) {
 		t.Error("a ?file path changed")
 	}
 }
+
+func BenchmarkParseWrite(b *testing.B) {
+	const ref = `>>vault:pki/issue/web#certificate#{"common_name":"web.example.com","alt_names":"a.example.com,b.example.com","ttl":"24h"}?file`
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := Parse(ref); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseRead(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := Parse("vault:secret/data/web#certificate?file"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
