@@ -45,7 +45,7 @@ func PlanOf(ref provider.Ref, interval time.Duration, shared bool) Plan {
 		return Plan{How: "pinned to a version: never checked", Implemented: true}
 	case ref.IsWrite():
 		// Never polled: polling a write would issue anew every round.
-		return Plan{How: "a Vault write: never polled; issued again at about 2/3 of its lease or certificate validity"}
+		return Plan{How: "a Vault write: never polled; issued again through its lease, at about 2/3 of its lease or certificate validity", Implemented: true}
 	}
 	m := Methods[ref.Kind]
 	p := Plan{How: m.How, Implemented: m.Implemented}
