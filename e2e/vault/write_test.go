@@ -76,3 +76,24 @@ func TestWriteBadBody(t *testing.T) {
 		}
 	}
 }
+
+// TestWritePolicy: the policy `secrets-init policy --format vault` writes
+// for a write is accepted by Vault, grants create and update on exactly
+// that path (no read), and lets secrets-init make the write.
+func TestWritePolicy(t *testing.T) {
+	s := newServer(t)
+	ref := `>>vault:sys/tools/random/16#random_bytes#{"format":"hex","note":"` + canary + `"}`
+	out := generate(t, "-f", manifest(t, map[string][2]string{"RND": {ref, ""}}), "--format", "vault", "--group-by", "none")
+	if strings.Contains(out, canary) {
+		t.Fatalf("the policy shows the body:\n%s", out)
+	}
+	c := s.tokenWith(t, "writes", out)
+	if got := capabilities(t, c, []string{"sys/tools/random/16", "sys/tools/random/32"}); got["sys/tools/random/16"] != "create,update" || got["sys/tools/random/32"] != "deny" {
+		t.Errorf("capabilities %v, want create,update on the write's path only:\n%s", got, out)
+	}
+	r := s.run(t, map[string]string{"VAULT_TOKEN": c.Token(), "RND": ref})
+	r.ok(t, nil)
+	if len(r.env["RND"]) != 32 {
+		t.Errorf("RND = %q, want 16 bytes in hex", r.env["RND"])
+	}
+}
