@@ -15,10 +15,11 @@ import (
 //
 // PATH ends at the first '#' or '?'; KEY at the next '#' or '?'. JSON_BODY
 // starts right after the second '#' and is one JSON object (JSON's
-// whitespace around it allowed): it ends where that object ends (a JSON scanner finds its closing brace, so
-// '#', '?', '&' and '}' inside its strings are its own). What follows it is
-// nothing, or '?' and the options. Without a body the write sends {}.
-// Every §3 option applies to the value selected from the write's answer.
+// whitespace around it allowed): it ends where that object ends (a JSON
+// scanner finds its closing brace, so '#', '?', '&' and '}' inside its
+// strings are its own). What follows it is nothing, or '?' and the
+// options, which may hold no '#' or '{'. Without a body the write sends
+// {}. Every §3 option applies to the value selected from the answer.
 //
 // The body is kept in Target.Body in a canonical form (compact, members
 // sorted, numbers as written), so that two variables whose bodies differ
