@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -20,7 +21,8 @@ import (
 
 // Writes: >>vault:PATH[#KEY[#JSON_BODY]] (SPEC §8). The engine gives the
 // store one Target per distinct (PATH, body); the store makes one write
-// (a PUT, Vault's POST) per Target, to PATH exactly as written (no mount
+// (a PUT, which Vault takes as a POST; Logical().WriteRawWithContext) per
+// Target, to PATH exactly as written (no mount
 // lookup, no KV v2 data/ segment), and the value is the answer's data as a
 // JSON object, whatever its engine.
 //
@@ -42,7 +44,7 @@ func (st *store) write(ctx context.Context, r request) provider.Result {
 	}
 	var secret *api.Secret
 	err = provider.Retry(ctx, func() (err error) {
-		secret, err = st.client.Logical().WriteWithContext(ctx, r.path, data)
+		secret, err = st.writeOnce(ctx, r)
 		return err
 	}, writeClass)
 	if err != nil {
@@ -50,6 +52,29 @@ func (st *store) write(ctx context.Context, r request) provider.Result {
 		return provider.Result{Err: describeWrite(st.client, err, r.path)}
 	}
 	return decodeWrite(secret, r.path, time.Now())
+}
+
+// writeOnce sends the body as it is held (canonical JSON: numbers as
+// written) and reads the answer. Unlike Logical().Write, it tells a 204 No
+// Content (a write with no answer: nil) from a 404 without a body (an
+// error, so that an empty answer from something that is not Vault never
+// passes for one).
+func (st *store) writeOnce(ctx context.Context, r request) (*api.Secret, error) {
+	resp, err := st.client.Logical().WriteRawWithContext(ctx, r.path, []byte(r.body))
+	if resp != nil {
+		defer resp.Body.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusNoContent {
+		return nil, nil
+	}
+	secret, err := api.ParseSecret(resp.Body)
+	if errors.Is(err, io.EOF) || err == nil && secret == nil {
+		return nil, fmt.Errorf("Vault answered the write to %s with %s and no body", r.path, statusText(resp.StatusCode))
+	}
+	return secret, err
 }
 
 // scrub removes the body's values from Vault's error strings: Vault

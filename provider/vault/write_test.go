@@ -187,6 +187,18 @@ func TestWriteRetries(t *testing.T) {
 			fmt.Fprintf(w, `{"errors":["unknown role: web","value %s not allowed"]}`, canary)
 			return true
 		}, 1, false, "Vault refused the write to pki/issue/web: HTTP 400 Bad Request: unknown role: web; value … not allowed"},
+		{"404 without a body", func(_ int, w http.ResponseWriter, _ *http.Request) bool {
+			w.WriteHeader(http.StatusNotFound)
+			return true
+		}, 1, false, "not found at pki/issue/web"},
+		{"200 without a body", func(_ int, w http.ResponseWriter, _ *http.Request) bool {
+			w.WriteHeader(http.StatusOK)
+			return true
+		}, 1, false, "Vault answered the write to pki/issue/web with HTTP 200 OK and no body"},
+		{"not JSON", func(_ int, w http.ResponseWriter, _ *http.Request) bool {
+			fmt.Fprintf(w, "<html>%s</html>", canary)
+			return true
+		}, 1, false, "is not Vault's JSON"},
 		{"exhausted", func(_ int, w http.ResponseWriter, _ *http.Request) bool {
 			w.WriteHeader(http.StatusTooManyRequests)
 			fmt.Fprintf(w, `{"errors":["quota exceeded for %s"]}`, canary)
