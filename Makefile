@@ -55,6 +55,7 @@ unit:
 
 fuzz:
 	$(GO) test ./provider -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
+	$(GO) test ./provider -run '^$$' -fuzz '^FuzzShownReference$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	$(GO) test ./envfile -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	$(GO) test ./provider -run '^$$' -fuzz '^FuzzMembers$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	$(GO) test ./provider/jwe -run '^$$' -fuzz '^FuzzPrepare$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x

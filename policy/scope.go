@@ -214,13 +214,20 @@ func (o *Options) ssm(ref provider.Ref) ([]grant, error) {
 // vault maps a path to its policy path: under a KV v2 mount given with
 // --vault-kv2, MOUNT/data/REST (a path already written with data/ stays
 // as it is) and, with --refresh, MOUNT/metadata/REST for the version
-// check; any other path as written.
+// check; any other path as written. A write (>>vault:) needs "create" and
+// "update" on its path as written.
 func (o *Options) vault(ref provider.Ref) ([]grant, error) {
 	p := ref.Name
 	for _, seg := range strings.Split(p, "/") {
 		if seg == "+" || strings.Contains(seg, "*") {
 			return nil, scopeError{"a Vault path with '*' or a '+' segment is a glob in a policy and cannot be granted exactly"}
 		}
+	}
+	if ref.IsWrite() {
+		// A write (>>vault:) goes to its path as written, whatever the
+		// mount: Vault asks "update" of it, or "create" where nothing
+		// exists there yet (paths with an existence check).
+		return []grant{{Store: storeVault, Action: "create", Resource: p}, {Store: storeVault, Action: "update", Resource: p}}, nil
 	}
 	mount, rest := "", ""
 	for _, m := range o.VaultKV2 {

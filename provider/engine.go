@@ -157,6 +157,8 @@ func collect(environ []string, skip []string, detectJWE bool) []*variable {
 		switch {
 		case ref.Kind == JWE:
 			v.stat.Reference = shortJWE(ref)
+		case strings.HasPrefix(value, prefixWrite): // its body may hold a secret
+			v.stat.Reference = ShownReference(value)
 		case err != nil && len(value) > 48 && (strings.HasPrefix(value, prefixJWE) || detectJWE):
 			v.stat.Reference = strings.ToValidUTF8(value[:32], "") + "…"
 		}

@@ -73,6 +73,10 @@ type Target struct {
 	// KeyURI is the key=KEYURI option of a jwe: reference (empty: the
 	// JWE's kid or SECRETS_INIT_JWE_KEY); for jwe:, Name is the JWE.
 	KeyURI string
+	// Body makes a Vault target a write (>>vault:PATH#KEY#JSON_BODY): the
+	// JSON object sent, in canonical form ("{}" for a write without a
+	// body); empty for a read. It may hold a secret: never shown.
+	Body string
 }
 
 // Options are the ?options of a reference.
@@ -110,6 +114,13 @@ const (
 // not a reference, and an error when it has a reference's prefix but a
 // shape that cannot be parsed. Errors never quote the value.
 func Parse(value string) (ref Ref, ok bool, err error) {
+	if rest, isWrite := strings.CutPrefix(value, prefixWrite); isWrite {
+		ref, err = parseWrite(rest)
+		if err != nil {
+			return Ref{}, true, err
+		}
+		return ref, true, nil
+	}
 	kind, rest := classify(value)
 	if kind == 0 {
 		return Ref{}, false, nil
@@ -552,6 +563,10 @@ func (r Ref) String() string {
 			b.WriteString("/versions/" + r.Version)
 		}
 	case Vault:
+		if r.IsWrite() {
+			b.WriteString(r.writeString(r.Body))
+			break
+		}
 		b.WriteString(prefixVault + r.Name)
 		if r.Key != "" || r.Version != "" {
 			b.WriteString("#" + r.Key)
@@ -652,13 +667,17 @@ func isSecretsManagerChar(c rune) bool {
 // Manager version id, a numeric SSM version, a numeric Google version, a
 // Vault KV version and an Azure version are pinned; stages, labels and
 // aliases (AWSPREVIOUS, an SSM label, Google's latest) move, and a
-// secretfile: has no versions at all. A jwe: value is its own ciphertext,
-// in the environment: it cannot change.
+// secretfile: has no versions at all. A jwe: value is its own
+// ciphertext, in the environment: it cannot change. A Vault write
+// (>>vault:) is never pinned: it is issued again as its lease or
+// certificate nears its end.
 func (t Target) Pinned() bool {
 	switch t.Kind {
 	case JWE:
 		return true
-	case SecretsManager, Vault, Azure:
+	case Vault:
+		return t.Version != "" && !t.IsWrite() // a write issues anew: never pinned
+	case SecretsManager, Azure:
 		return t.Version != ""
 	case SSM, Google:
 		return t.Version != "" && allOf(t.Version, isDigit)

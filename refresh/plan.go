@@ -43,6 +43,9 @@ func PlanOf(ref provider.Ref, interval time.Duration, shared bool) Plan {
 		return Plan{How: "off (?refresh=off): never checked", Implemented: true}
 	case ref.Pinned():
 		return Plan{How: "pinned to a version: never checked", Implemented: true}
+	case ref.IsWrite():
+		// Never polled: polling a write would issue anew every round.
+		return Plan{How: "a Vault write: never polled; issued again through its lease, at about 2/3 of its lease or certificate validity", Implemented: true}
 	}
 	m := Methods[ref.Kind]
 	p := Plan{How: m.How, Implemented: m.Implemented}

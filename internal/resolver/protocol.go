@@ -214,7 +214,7 @@ func encodeRequest(r request) ([]byte, error) {
 	e.uvarint(r.deadline)
 	e.uvarint(uint64(len(r.targets)))
 	for _, t := range r.targets {
-		for _, s := range [...]string{t.Partition, t.Region, t.Project, t.Location, t.Vault, t.Name, t.Version, t.Stage, t.KeyURI} {
+		for _, s := range [...]string{t.Partition, t.Region, t.Project, t.Location, t.Vault, t.Name, t.Version, t.Stage, t.KeyURI, t.Body} {
 			e.string(s)
 		}
 	}
@@ -387,12 +387,12 @@ func decodeRequest(body []byte) (request, error) {
 		d.fail("operation")
 	}
 	r.deadline = d.uvarint("deadline")
-	n := d.count("target count", 9)
+	n := d.count("target count", 10)
 	r.targets = make([]provider.Target, n)
 	for i := range r.targets {
 		t := &r.targets[i]
 		t.Kind = r.kind
-		for _, s := range [...]*string{&t.Partition, &t.Region, &t.Project, &t.Location, &t.Vault, &t.Name, &t.Version, &t.Stage, &t.KeyURI} {
+		for _, s := range [...]*string{&t.Partition, &t.Region, &t.Project, &t.Location, &t.Vault, &t.Name, &t.Version, &t.Stage, &t.KeyURI, &t.Body} {
 			*s = d.string("target")
 		}
 	}

@@ -58,7 +58,8 @@ func Open(_ context.Context, s provider.Settings) (provider.Store, error) {
 }
 
 // Fetch logs in once, then reads each distinct path (and version) once:
-// the targets kv/app and kv/data/app of a KV v2 mount are one read.
+// the targets kv/app and kv/data/app of a KV v2 mount are one read. Each
+// distinct write (path and body) is made once.
 func (st *store) Fetch(ctx context.Context, targets []provider.Target) []provider.Result {
 	defer st.http.CloseIdleConnections()
 	if err := st.authenticate(ctx); err != nil {
@@ -105,14 +106,18 @@ func (st *store) authenticate(ctx context.Context) error {
 }
 
 // A request is one read: the API path, the KV v2 version, and whether the
-// answer is KV v2's.
+// answer is KV v2's; or one write (write.go): the path and its body.
 type request struct {
 	path, version string
 	kv2           bool
+	body          string // a write's JSON object; empty for a read
 }
 
 // request finds the mount of t and the read it needs.
 func (st *store) request(ctx context.Context, t provider.Target) (request, error) {
+	if t.IsWrite() { // to the path as written: no mount to look up
+		return request{path: t.Name, body: t.Body}, nil
+	}
 	m, err := st.mounts.lookup(ctx, st.client, t.Name)
 	if err != nil {
 		return request{}, err
@@ -123,8 +128,11 @@ func (st *store) request(ctx context.Context, t provider.Target) (request, error
 	return request{path: m.apiPath(t.Name), version: t.Version, kv2: m.kv == 2}, nil
 }
 
-// read makes one read.
+// read makes one read, or one write.
 func (st *store) read(ctx context.Context, r request) provider.Result {
+	if r.body != "" {
+		return st.write(ctx, r)
+	}
 	var params map[string][]string
 	if r.version != "" {
 		params = map[string][]string{"version": {r.version}}

@@ -60,6 +60,9 @@ func (st *store) Versions(ctx context.Context, targets []provider.Target) []prov
 
 // metadataPath is the KV v2 metadata path of t's secret.
 func (st *store) metadataPath(ctx context.Context, t provider.Target) (string, error) {
+	if t.IsWrite() { // asked of nobody: a write issues anew
+		return "", fmt.Errorf("%s is a write (>>vault:): %w; it is issued again as its lease or certificate nears its end", t.Name, provider.ErrUnversioned)
+	}
 	m, err := st.mounts.lookup(ctx, st.client, t.Name)
 	if err != nil {
 		return "", err
