@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -91,6 +92,11 @@ func copyExecutable(t *testing.T, src, dir string) string {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(dir, filepath.Base(src))
+	// No fork may inherit the file open for writing: a child of another
+	// parallel test that has not exec'd yet would make executing dst
+	// fail with "text file busy" (ETXTBSY).
+	syscall.ForkLock.Lock()
+	defer syscall.ForkLock.Unlock()
 	if err := os.WriteFile(dst, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
