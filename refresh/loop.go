@@ -42,6 +42,10 @@ type Config struct {
 	Rand         *rand.Rand
 	Log          *slog.Logger
 	Actor        Actor
+	// Idle, when set, is called each time Run goes to sleep until its
+	// next wake-up: the supervisor returns the round's garbage to the
+	// system there (debug.FreeOSMemory), see docs/performance.md.
+	Idle func()
 }
 
 // ExitStale is secrets-init's exit code after --max-stale.
@@ -144,6 +148,9 @@ func (l *Loop) Run(ctx context.Context, checkNow <-chan struct{}) {
 		var timer <-chan time.Time
 		if !wake.IsZero() {
 			timer = l.cfg.Clock.After(wake.Sub(l.cfg.Clock.Now()))
+		}
+		if l.cfg.Idle != nil {
+			l.cfg.Idle()
 		}
 		select {
 		case <-ctx.Done():
