@@ -2,10 +2,11 @@ package provider
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"strings"
 
 	"github.com/secrets-init/secrets-init/internal/atomicfile"
 )
@@ -55,24 +56,73 @@ func (r *Resolution) Variables() []Status {
 	return out
 }
 
-// Refetch fetches targets again and applies every selector and option of
-// the variables that name them (but not those with ?refresh=off, which
-// keep their first values), as Resolve does. Only when all of that
-// succeeds are the new values staged for Commit; otherwise nothing is, and
-// the error is a *Failure naming each variable. A target that no longer
-// exists is not a failure: its variables keep their values (Deleted), and
-// an optional one that was missing stays unset.
+// Changed is a target that a check saw change, and what it saw: the
+// store's version id, or (when the check read the value instead, as for a
+// secretfile: or a denied version call) the fingerprint of that value.
+type Changed struct {
+	Target      Target
+	Version     string // the version id the check saw: the re-read is pinned to it
+	Fingerprint string // else the Config.Fingerprint of the value the check read
+}
+
+// MovedError is RefetchAt's error when a target checked by its value's
+// fingerprint changed again between the check and the read (it has no
+// version to pin the read to): nothing is staged, and the next round
+// checks it again. It is not a failure of the store. It holds no value.
+type MovedError struct{ Targets []Target }
+
+func (e *MovedError) Error() string {
+	names := make([]string, len(e.Targets))
+	for i, t := range e.Targets {
+		names[i] = t.Kind.String() + " " + t.Name
+	}
+	return "changed again between the check and the read: " + strings.Join(names, ", ")
+}
+
+// Refetch fetches targets again at whatever version they hold now: see
+// RefetchAt.
 func (r *Resolution) Refetch(ctx context.Context, targets []Target) ([]Fetched, error) {
-	if r.vars == nil && len(targets) > 0 {
+	cs := make([]Changed, len(targets))
+	for i, t := range targets {
+		cs[i].Target = t
+	}
+	return r.RefetchAt(ctx, cs)
+}
+
+// RefetchAt fetches changed targets again and applies every selector and
+// option of the variables that name them (but not those with
+// ?refresh=off, which keep their first values), as Resolve does.
+//
+// Each read is the one the check saw (SPEC §8: "re-read only what changed,
+// pinned to the version just seen"), so that a second change racing
+// between the check and the read is not delivered under the first one's
+// version: a target with a Version is read pinned to it (Target.At); one
+// with a Fingerprint is read as it is, and when the value read is not the
+// one the check saw, nothing is staged and the error is a *MovedError.
+//
+// Only when all of that succeeds are the new values staged for Commit;
+// otherwise nothing is, and the error is a *Failure naming each variable.
+// A target that no longer exists is not a failure: its variables keep
+// their values (Deleted), and an optional one that was missing stays
+// unset.
+func (r *Resolution) RefetchAt(ctx context.Context, changed []Changed) ([]Fetched, error) {
+	if r.vars == nil && len(changed) > 0 {
 		return nil, errors.New("internal error: the resolution was not made for refresh")
 	}
 	ctx, cause, cancel := withTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
+	want := make(map[Target]Changed, len(changed))
+	for _, c := range changed {
+		want[c.Target] = c
+	}
 	var olds, news []*variable
 	for _, v := range r.vars {
-		if v.stat.Err == nil && v.ref.Opts.Refresh.Kind != ActOff && slices.Contains(targets, v.ref.Target) {
+		c, ok := want[v.ref.Target]
+		if v.stat.Err == nil && v.ref.Opts.Refresh.Kind != ActOff && ok {
+			ref := v.ref
+			ref.Target = c.Target.At(c.Version)
 			olds = append(olds, v)
-			news = append(news, &variable{index: v.index, name: v.name, ref: v.ref,
+			news = append(news, &variable{index: v.index, name: v.name, ref: ref,
 				stat: Status{Name: v.name, Kind: v.ref.Kind, Reference: v.stat.Reference, Ref: v.ref}})
 		}
 	}
@@ -80,19 +130,28 @@ func (r *Resolution) Refetch(ctx context.Context, targets []Target) ([]Fetched, 
 	cfg.IgnoreMissing = false // a deletion keeps the last value, below
 	fetch(ctx, cause, cfg, news)
 	var failed []Status
+	var moved []Target
 	fetched := map[Target]*Fetched{}
-	for _, n := range news {
-		f := fetched[n.ref.Target]
+	for i, n := range news {
+		t := olds[i].ref.Target
+		c := want[t]
+		f := fetched[t]
 		if f == nil {
-			f = &Fetched{Target: n.ref.Target, Version: n.stat.Version, Fingerprint: n.stat.Fingerprint}
-			fetched[n.ref.Target] = f
+			f = &Fetched{Target: t, Version: cmp.Or(n.stat.Version, c.Version), Fingerprint: n.stat.Fingerprint}
+			fetched[t] = f
+			if n.stat.Err == nil && c.Fingerprint != "" && n.stat.Fingerprint != c.Fingerprint {
+				moved = append(moved, t)
+			}
 		}
 		switch {
 		case errors.Is(n.stat.Err, ErrNotFound), n.stat.Missing:
 			f.Deleted = true
 			n.stat.Err = nil
 			continue
+		case n.stat.Err == nil && c.Version != "" && n.stat.Version != "" && n.stat.Version != c.Version:
+			n.stat.Err = fmt.Errorf("the store served version %s, not the version %s it was asked for", n.stat.Version, c.Version)
 		case n.stat.Err == nil:
+			n.stat.Version = cmp.Or(n.stat.Version, c.Version)
 			n.stat.Err = n.finish(cfg)
 		}
 		if n.stat.Err != nil {
@@ -102,9 +161,12 @@ func (r *Resolution) Refetch(ctx context.Context, targets []Target) ([]Fetched, 
 	if len(failed) > 0 {
 		return nil, &Failure{Vars: failed}
 	}
+	if len(moved) > 0 {
+		return nil, &MovedError{Targets: moved}
+	}
 	for i, n := range news {
 		old := olds[i]
-		f := fetched[n.ref.Target]
+		f := fetched[old.ref.Target]
 		if f.Deleted {
 			continue
 		}
@@ -113,9 +175,10 @@ func (r *Resolution) Refetch(ctx context.Context, targets []Target) ([]Fetched, 
 		old.next, old.staged = n.content, true
 	}
 	var out []Fetched
-	for _, t := range targets {
-		if f := fetched[t]; f != nil {
+	for _, c := range changed {
+		if f := fetched[c.Target]; f != nil {
 			out = append(out, *f)
+			delete(fetched, c.Target) // a target named twice is reported once
 		}
 	}
 	return out, nil

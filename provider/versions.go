@@ -68,3 +68,23 @@ func Versions(ctx context.Context, v Versioner, targets []Target) []Result {
 	}
 	return rs
 }
+
+// At returns t pinned to version, a version its store reported for it (a
+// Versioner's, or a Fetch's Result.Version), in the store's own pinned
+// form: a Secrets Manager VersionId (the stage dropped), an SSM name:N, a
+// Google versions/N, an Azure /VERSION, a Vault KV v2 version=N. The
+// result is Pinned. A target of a store without versions (secretfile:,
+// jwe:) and an empty version leave t as it is. This is the one rule by
+// which a refresh re-read reads exactly the version its check saw.
+func (t Target) At(version string) Target {
+	if version == "" {
+		return t
+	}
+	switch t.Kind {
+	case SecretsManager:
+		t.Version, t.Stage = version, ""
+	case SSM, Google, Vault, Azure:
+		t.Version = version
+	}
+	return t
+}

@@ -42,6 +42,10 @@ type Config struct {
 	Rand         *rand.Rand
 	Log          *slog.Logger
 	Actor        Actor
+	// Idle, when set, is called each time Run goes to sleep until its
+	// next wake-up: the supervisor returns the round's garbage to the
+	// system there (debug.FreeOSMemory), see docs/performance.md.
+	Idle func()
 }
 
 // ExitStale is secrets-init's exit code after --max-stale.
@@ -145,6 +149,9 @@ func (l *Loop) Run(ctx context.Context, checkNow <-chan struct{}) {
 		if !wake.IsZero() {
 			timer = l.cfg.Clock.After(wake.Sub(l.cfg.Clock.Now()))
 		}
+		if l.cfg.Idle != nil {
+			l.cfg.Idle()
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -236,7 +243,7 @@ func (l *Loop) check(ctx context.Context) {
 		}
 		byDet[t.det] = append(byDet[t.det], t)
 	}
-	var changed []provider.Target
+	var changed []provider.Changed
 	var problems []string
 	for _, d := range dets {
 		ts := byDet[d]
@@ -263,7 +270,7 @@ func (l *Loop) check(ctx context.Context) {
 				}
 				t.state = "deleted"
 			case s.Version != t.seenAs(s):
-				changed = append(changed, t.t)
+				changed = append(changed, t.changed(s))
 				t.state = "ok"
 			default:
 				t.state = "ok"
@@ -275,7 +282,12 @@ func (l *Loop) check(ctx context.Context) {
 		return
 	}
 	if len(changed) > 0 {
-		fetched, err := l.res.Refetch(ctx, changed)
+		fetched, err := l.res.RefetchAt(ctx, changed)
+		var moved *provider.MovedError
+		if errors.As(err, &moved) { // nothing staged: the next round sees it again
+			l.cfg.Log.Info("refresh: a secret changed again while it was read; it is read again next round", "detail", oneLine(err))
+			fetched, err = nil, nil
+		}
 		if err != nil {
 			var f *provider.Failure
 			if errors.As(err, &f) {
@@ -314,6 +326,15 @@ func (t *target) seenAs(s Seen) string {
 		return t.fingerprint
 	}
 	return t.version
+}
+
+// changed is what the re-read of a changed target is pinned to: the
+// version id s saw, or the fingerprint of the value it read.
+func (t *target) changed(s Seen) provider.Changed {
+	if s.ByFingerprint || t.det.ByFingerprint() {
+		return provider.Changed{Target: t.t, Fingerprint: s.Version}
+	}
+	return provider.Changed{Target: t.t, Version: s.Version}
 }
 
 // fail records a failed round: the command keeps its last good values.

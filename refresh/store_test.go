@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/secrets-init/secrets-init/provider"
 	"github.com/secrets-init/secrets-init/provider/aws"
@@ -119,5 +120,41 @@ func TestUnversionedIsNotChecked(t *testing.T) {
 	}
 	if b.asks != 1 || b.fetches != 0 || strings.Count(log.String(), "level=WARN") != 1 {
 		t.Errorf("asked %d, fetched %d; log:\n%s", b.asks, b.fetches, log.String())
+	}
+}
+
+// An AWS outage that never answers: each round makes one DescribeSecret,
+// which holds the round's --timeout, and then nothing (the stores are
+// checked one after the other: SSM's check finds the round's time spent,
+// and is not sent); no value is read, the command keeps its values; once AWS answers again, a rotation made during the
+// outage is read once and restarts once.
+func TestLoopOverAWSOutage(t *testing.T) {
+	f := awsFake()
+	t.Cleanup(f.Heal)
+	f.PutSecret("eu-west-1", "outage-db", awsfake.Secret{String: "one-" + canary})
+	f.PutParameter("eu-west-1", "/outage/key", awsfake.Parameter{Value: "k1-" + canary, Secure: true})
+	h := startWith(t, Config{}, awsStores, nil, "PW=aws:secretsmanager:outage-db", "KEY=aws:ssm:/outage/key")
+	count := func() [3]int {
+		return [3]int{f.Count("DescribeSecret"), f.Count("GetParameters"), f.Count("GetSecretValue") + f.Count("BatchGetSecretValue") + f.Count("GetParameter")}
+	}
+	h.round()
+	f.Hang()
+	f.Rotate("eu-west-1", "outage-db", awsfake.Secret{String: "two-" + canary})
+	h.loop.cfg.Timeout = 300 * time.Millisecond
+	before := count()
+	for range 3 {
+		h.round()
+	}
+	s := h.loop.Status()
+	if got := count(); got != [3]int{before[0] + 3, before[1], before[2]} || len(h.actor.envs) != 0 || s.ConsecutiveFailures != 3 || varState(t, s, "PW").State != "stale" {
+		t.Fatalf("an outage: %v → %v, %d restarts, status %+v", before, got, len(h.actor.envs), s)
+	}
+	f.Heal()
+	h.loop.cfg.Timeout = time.Minute
+	before = count()
+	h.round()
+	s = h.loop.Status()
+	if got := count(); got != [3]int{before[0] + 1, before[1] + 1, before[2] + 1} || len(h.actor.envs) != 1 || envOf(h.actor.envs[0], "PW") != "two-"+canary || s.ConsecutiveFailures != 0 {
+		t.Fatalf("recovery: %v → %v, %d restarts, status %+v", before, got, len(h.actor.envs), s)
 	}
 }

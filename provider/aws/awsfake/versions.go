@@ -141,3 +141,13 @@ func (s *Server) describeSecret(region string, body []byte) (any, *apiError) {
 	}
 	return out, nil
 }
+
+// Heal ends every injected failure: Hang, FailOp, FailName and throttling,
+// so that a fake shared by several tests serves again.
+func (s *Server) Heal() {
+	s.set(func() {
+		s.hang, s.throttles = false, 0
+		clear(s.opFails)
+		clear(s.nameFails)
+	})
+}

@@ -51,3 +51,15 @@ func (s *Server) Delete(vault, name string) {
 func (s *Server) Deny(vault, name string) {
 	s.Fail(vault, name, Fault{Status: 403, Code: "Forbidden", Inner: "ForbiddenByRbac"})
 }
+
+// Clear removes a fault that Fail, Deny or an earlier Clear set for the
+// secret name (empty: the vault's own), so that its reads are served again.
+func (s *Server) Clear(vault, name string) {
+	key := hostOf(vault)
+	if name != "" {
+		key += "/" + name
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.faults, key)
+}

@@ -250,6 +250,9 @@ func (s *Server) AccessSecretVersion(ctx context.Context, req *secretmanagerpb.A
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
+	if err := s.fault(ctx); err != nil {
+		return nil, err
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

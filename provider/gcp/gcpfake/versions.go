@@ -18,12 +18,53 @@ import (
 // latest, Alias moves an alias, Delete removes a secret. DenyGet refuses
 // GetSecretVersion alone (a caller with secretmanager.versions.access but
 // not secretmanager.versions.get); Count counts calls per method. Throttle
-// and Deny apply to it as to AccessSecretVersion.
+// and Deny apply to it as to AccessSecretVersion, and so do Fail (server
+// faults) and Hang (an outage that never answers).
 
 // metaState is the Server's GetSecretVersion state, guarded by Server.mu.
 type metaState struct {
 	gets    int  // GetSecretVersion calls
 	denyGet bool // answer GetSecretVersion PermissionDenied
+	hang    bool // hold every call until its caller gives up
+	fault   codes.Code
+	faults  int // calls still to answer with fault; -1: every call
+}
+
+// Fail makes the next n calls of either method (n < 0: every call, until
+// Fail(codes.OK, 0)) answer code, such as codes.Unavailable or
+// codes.Internal (Google's 503 and 500).
+func (s *Server) Fail(code codes.Code, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.meta.fault, s.meta.faults = code, n
+}
+
+// Hang makes every call of either method wait, unanswered, until its
+// caller gives up (on), or serve again (off).
+func (s *Server) Hang(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.meta.hang = on
+}
+
+// fault is the error an injected outage answers a call with, after
+// holding it as Hang says; nil: serve it. ctx is the call's.
+func (s *Server) fault(ctx context.Context) error {
+	s.mu.Lock()
+	hang := s.meta.hang
+	var err error
+	if s.meta.faults != 0 && s.meta.fault != codes.OK {
+		if s.meta.faults > 0 {
+			s.meta.faults--
+		}
+		err = status.Error(s.meta.fault, "Fault injected by the fake.")
+	}
+	s.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return err
 }
 
 // Count returns the number of calls of an RPC method so far
@@ -69,6 +110,9 @@ func (s *Server) GetSecretVersion(ctx context.Context, req *secretmanagerpb.GetS
 	case <-time.After(latency):
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	if err := s.fault(ctx); err != nil {
+		return nil, err
 	}
 
 	s.mu.Lock()
