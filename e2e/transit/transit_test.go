@@ -105,7 +105,7 @@ path "transit/decrypt/app" { capabilities = ["read", "list"] }`)
 	// "the key cannot unwrap the JWE's content key" into a 400 only.)
 	unwrapFails := func(t *testing.T, jwe, key string) {
 		t.Helper()
-		r := s.run(t, map[string]string{"VAULT_TOKEN": s.root.Token(), "A": jwe}, "--timeout", "10s")
+		r := s.run(t, map[string]string{"VAULT_TOKEN": s.root.Token(), "A": jwe}, "--timeout", "5s")
 		r.failed(t, "A", "key "+key+": ", "failed to RSA decrypt the ciphertext")
 	}
 
@@ -119,7 +119,7 @@ path "transit/decrypt/app" { capabilities = ["read", "list"] }`)
 		r = s.run(t, map[string]string{"VAULT_TOKEN": root, "A": ref + "?key=hcvault://transit/keys/missing/versions/1"})
 		r.failed(t, "A", "key hcvault://transit/keys/missing/versions/1: ", "encryption key not found")
 		// An AES key's decrypt refuses an RSA-wrapped key.
-		r = s.run(t, map[string]string{"VAULT_TOKEN": root, "A": ref + "?key=hcvault://transit/keys/sym/versions/1"}, "--timeout", "10s")
+		r = s.run(t, map[string]string{"VAULT_TOKEN": root, "A": ref + "?key=hcvault://transit/keys/sym/versions/1"}, "--timeout", "5s")
 		r.failed(t, "A", "key hcvault://transit/keys/sym/versions/1: ")
 	})
 
