@@ -118,8 +118,8 @@ path "transit/decrypt/app" { capabilities = ["read", "list"] }`)
 		r.failed(t, "A", "the key URI names no version")
 		r = s.run(t, map[string]string{"VAULT_TOKEN": root, "A": ref + "?key=hcvault://transit/keys/missing/versions/1"})
 		r.failed(t, "A", "key hcvault://transit/keys/missing/versions/1: ", "encryption key not found")
-		// An AES key's decrypt refuses an RSA-wrapped key.
-		r = s.run(t, map[string]string{"VAULT_TOKEN": root, "A": ref + "?key=hcvault://transit/keys/sym/versions/1"}, "--timeout", "5s")
+		// An AES key's decrypt refuses an RSA-wrapped key (HTTP 400).
+		r = s.run(t, map[string]string{"VAULT_TOKEN": root, "A": ref + "?key=hcvault://transit/keys/sym/versions/1"})
 		r.failed(t, "A", "key hcvault://transit/keys/sym/versions/1: ")
 	})
 
