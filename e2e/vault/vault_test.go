@@ -97,7 +97,7 @@ func newServer(t *testing.T) *server {
 			"kubernetes": kubeauth.Factory,
 			"aws":        awsauth.Factory,
 		},
-		LogicalBackends: map[string]logical.Factory{"dynamic": dynamicFactory, "transit": transitFactory},
+		LogicalBackends: map[string]logical.Factory{"dynamic": dynamicFactory},
 		Logger:          hclog.NewNullLogger(),
 	})
 	ln, addr := vaulthttp.TestServer(t, core)
