@@ -103,13 +103,17 @@ func (k *KMS) Unwrap(ctx context.Context, keyURI, alg string, wrapped []byte) ([
 	path := mount + "/decrypt/" + name
 	body := map[string]any{"ciphertext": "vault:v" + version + ":" + base64.StdEncoding.EncodeToString(wrapped)}
 	var secret *api.Secret
-	err = retry(ctx, func() (err error) {
+	err = provider.Retry(ctx, func() (err error) {
 		secret, err = k.st.client.Logical().WriteWithContext(ctx, path, body)
 		return err
+	}, func(err error) provider.Class {
+		if cannotUnwrap(err) {
+			return provider.Permanent
+		}
+		return class(err)
 	})
 	if err != nil {
-		var re *api.ResponseError
-		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest && vaultSaid(re, "decrypt") {
+		if cannotUnwrap(err) {
 			return nil, errors.New("the key cannot unwrap the JWE's content key: the JWE was encrypted to another key (or its encrypted key was altered)")
 		}
 		return nil, describe(k.st.client, err, path, "update")
@@ -169,4 +173,23 @@ func (k *KMS) PublicKey(ctx context.Context, keyURI string) (jwe.Public, error) 
 		return jwe.Public{}, errors.New("the transit key's public key is not an RSA key")
 	}
 	return jwe.Public{Key: rsaPub, Algorithms: []string{jwe.RSAOAEP256}, KeyURI: "hcvault://" + mount + "/keys/" + name + "/versions/" + version}, nil
+}
+
+// cannotUnwrap tells whether transit refused to decrypt the wrapped key
+// with this key: a 400 for a key of the wrong kind, and a 500 "failed to
+// RSA decrypt the ciphertext" for an RSA key the JWE was not encrypted to
+// (transit labels the OAEP failure an internal error). Retrying either
+// cannot help.
+func cannotUnwrap(err error) bool {
+	var re *api.ResponseError
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.StatusCode {
+	case http.StatusBadRequest:
+		return vaultSaid(re, "decrypt")
+	case http.StatusInternalServerError:
+		return vaultSaid(re, "failed to RSA decrypt")
+	}
+	return false
 }
