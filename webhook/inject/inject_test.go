@@ -72,3 +72,22 @@ func TestJWEReferences(t *testing.T) {
 		t.Errorf("malformed jwe: %v", err)
 	}
 }
+
+// The vault-env write form is a reference: the pod is wrapped; a malformed
+// one is refused naming the variable, without quoting the body.
+func TestVaultWriteReferences(t *testing.T) {
+	in := &Injector{Image: "registry.example.com/secrets-init:1"}
+	pod := func(v string) *corev1.Pod {
+		return &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1", Command: []string{"/app"},
+			Env: []corev1.EnvVar{{Name: "TLS_CERT", Value: v}}}}}}
+	}
+	const canary = "canary-web.example.com"
+	res, err := in.Mutate(context.Background(), pod(`>>vault:pki/issue/web#certificate#{"common_name":"`+canary+`"}?file`))
+	if err != nil || len(res.Patch) == 0 {
+		t.Errorf("write form: mutated %v, %v (skipped: %s)", len(res.Patch) > 0, err, res.Skipped)
+	}
+	_, err = in.Mutate(context.Background(), pod(`>>vault:pki/issue/web#certificate#{"common_name":"`+canary+`"`))
+	if err == nil || !strings.Contains(err.Error(), "env TLS_CERT: malformed reference") || strings.Contains(err.Error(), canary) {
+		t.Errorf("malformed write: %v", err)
+	}
+}
