@@ -110,6 +110,7 @@ func (r *Resolution) Refetch(ctx context.Context, targets []Target) ([]Fetched, 
 		}
 		old.stat.Version, old.stat.Fingerprint = n.stat.Version, n.stat.Fingerprint
 		old.stat.Lease, old.stat.Expires = n.stat.Lease, n.stat.Expires
+		old.stat.LeaseID, old.stat.Renewable = n.stat.LeaseID, n.stat.Renewable
 		old.next, old.staged = n.content, true
 	}
 	var out []Fetched
