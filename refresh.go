@@ -71,9 +71,6 @@ func startRefresh(o *options.Options, log *slog.Logger, res *provider.Resolution
 	}
 	ctl := supervisor.NewControl(o.RefreshSignal)
 	cmd.Control, cmd.StopTimeout = ctl, o.StopTimeout
-	if o.RefreshLeases {
-		log.Warn("refresh: --refresh leases manages Vault leases and tokens, which this version does not do yet; nothing is checked")
-	}
 	loop := refresh.New(refresh.Config{
 		Interval:     o.Refresh,
 		OnChange:     o.OnChange,
@@ -83,6 +80,7 @@ func startRefresh(o *options.Options, log *slog.Logger, res *provider.Resolution
 		StatusFile:   o.StatusFile,
 		Timeout:      o.Timeout,
 		Detectors:    detectors(o, log),
+		Leasers:      map[provider.Kind]provider.Opener{provider.Vault: openers(o)[provider.Vault]},
 		Clock:        refresh.RealClock{},
 		Rand:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		Log:          log,
