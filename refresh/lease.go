@@ -131,6 +131,13 @@ func (le *leased) take(s provider.Status, now time.Time) {
 	le.next = twoThirds(now, le.end)
 }
 
+// cutShort reports whether a renewal that gave ttl, of the asked want,
+// was cut by a max TTL. Vault counts in whole seconds: a second less is
+// not a cut.
+func cutShort(ttl, want time.Duration) bool {
+	return ttl < want-max(want/10, time.Second)
+}
+
 // twoThirds is two thirds of the way from now to end.
 func twoThirds(now, end time.Time) time.Time {
 	d := end.Sub(now)
@@ -248,9 +255,11 @@ func (l *Loop) renew(ctx context.Context, le *leased) {
 	le.state, le.checked = "ok", l.now
 	le.end = l.now.Add(st.TTL)
 	le.next = twoThirds(l.now, le.end)
-	if !st.Renewable || st.TTL < le.ttl {
-		le.reread = true
-		log.Info("refresh: lease renewed up to its max TTL; new credentials will be read before it ends", "expires", stamp(le.end), "reread_at", stamp(le.next))
+	if !st.Renewable || cutShort(st.TTL, le.ttl) {
+		// The next renewal would not get past the max TTL: read new
+		// credentials now, while the most time is left to act on them.
+		le.reread, le.next = true, l.now
+		log.Info("refresh: lease renewed up to its max TTL; reading new credentials now", "expires", stamp(le.end))
 		return
 	}
 	log.Info("refresh: lease renewed", "expires", stamp(le.end))
@@ -388,7 +397,7 @@ func (l *Loop) tokenCall(ctx context.Context, tw *tokenWatch) {
 		return
 	}
 	tw.end = l.now.Add(st.TTL)
-	cut := op == provider.TokenRenew && st.TTL < tw.ttl
+	cut := op == provider.TokenRenew && cutShort(st.TTL, tw.ttl)
 	tw.ttl = max(tw.ttl, st.TTL)
 	switch op {
 	case provider.TokenRenew:
@@ -412,7 +421,12 @@ func (l *Loop) tokenCall(ctx context.Context, tw *tokenWatch) {
 	case st.Renewable && !cut:
 		tw.op = provider.TokenRenew
 	case st.Login:
+		// It will not last past its max TTL: log in now, so that the
+		// leases read under it are replaced while the most time is left.
 		tw.op = provider.TokenLogin
+		if cut {
+			tw.next = l.now
+		}
 	default:
 		tw.next = time.Time{}
 		if !tw.warned {
