@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
+	credAppRole "github.com/hashicorp/vault/builtin/credential/approle"
 	vaulthttp "github.com/hashicorp/vault/http"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -34,14 +35,14 @@ const (
 // leases of leaseTTL up to leaseMaxTTL; it appends "revoke USER" to
 // events when Vault revokes a lease, so that a test can order the
 // revocation against the command's own lines.
-func leasedFactory(events string) logical.Factory {
+func leasedFactory(events string, ttl, maxTTL time.Duration) logical.Factory {
 	return func(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 		var n atomic.Int64
 		b := &framework.Backend{BackendType: logical.TypeLogical}
 		b.Secrets = []*framework.Secret{{
 			Type:   "creds",
 			Fields: map[string]*framework.FieldSchema{},
-			Renew:  framework.LeaseExtend(leaseTTL, leaseMaxTTL, conf.System),
+			Renew:  framework.LeaseExtend(ttl, maxTTL, conf.System),
 			Revoke: func(_ context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 				appendLine(events, fmt.Sprintf("revoke %v", req.Secret.InternalData["username"]))
 				return nil, nil
@@ -57,7 +58,7 @@ func leasedFactory(events string) logical.Factory {
 						"username": user,
 						"password": fmt.Sprintf("pass-%d-%s", i, canary),
 					}, map[string]any{"username": user})
-					resp.Secret.TTL, resp.Secret.MaxTTL, resp.Secret.Renewable = leaseTTL, leaseMaxTTL, true
+					resp.Secret.TTL, resp.Secret.MaxTTL, resp.Secret.Renewable = ttl, maxTTL, true
 					return resp, nil
 				}},
 			},
@@ -94,14 +95,17 @@ var singleBinary = sync.OnceValues(func() (string, error) {
 	return out, nil
 })
 
-// leaseServer starts a Vault with the leased engine at database/ and
-// returns its address, a root client, and a token of tokenTTL
-// (renewable, explicit max 10m) that may read and manage the leases.
-func leaseServer(t *testing.T, events string) (string, *api.Client, string) {
+// leaseServer starts a Vault with the leased engine at database/ (leases
+// of ttl, up to maxTTL) and returns its address, a root client, and a
+// token of tokenTTL (renewable, explicit max 10m) that may read and
+// manage the leases. The approle role "app" logs in with the same
+// policy, for tokens of tokenTTL up to a max of 10s.
+func leaseServer(t *testing.T, events string, ttl, maxTTL time.Duration) (string, *api.Client, string) {
 	t.Helper()
 	core, _, root := vault.TestCoreUnsealedWithConfig(t, &vault.CoreConfig{
-		LogicalBackends: map[string]logical.Factory{"leased": leasedFactory(events)},
-		Logger:          hclog.NewNullLogger(),
+		LogicalBackends:    map[string]logical.Factory{"leased": leasedFactory(events, ttl, maxTTL)},
+		CredentialBackends: map[string]logical.Factory{"approle": credAppRole.Factory},
+		Logger:             hclog.NewNullLogger(),
 	})
 	ln, addr := vaulthttp.TestServer(t, core)
 	t.Cleanup(func() { ln.Close() })
@@ -119,6 +123,12 @@ func leaseServer(t *testing.T, events string) (string, *api.Client, string) {
 path "database/creds/app" { capabilities = ["read"] }
 path "sys/leases/revoke" { capabilities = ["update"] }
 `); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sys().EnableAuthWithOptions("approle", &api.EnableAuthOptions{Type: "approle"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("auth/approle/role/app", map[string]any{"token_policies": "app", "token_ttl": tokenTTL.String(), "token_max_ttl": "10s"}); err != nil {
 		t.Fatal(err)
 	}
 	tok, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"app"}, TTL: tokenTTL.String(), ExplicitMaxTTL: "10m", Renewable: ptr(true)})
@@ -179,13 +189,14 @@ func TestLeases(t *testing.T) {
 			dir := t.TempDir()
 			events := filepath.Join(dir, "events")
 			status := filepath.Join(dir, "status.json")
-			addr, root, token := leaseServer(t, events)
+			addr, root, token := leaseServer(t, events, leaseTTL, leaseMaxTTL)
 			child := `echo "start $DB_USER" >> "$EVENTS"; trap 'echo "stop $DB_USER" >> "$EVENTS"; exit 0' TERM; while :; do sleep 0.1; done`
 			cmd := exec.Command(binary, "--refresh", "leases", "--log-level", "debug", "--status-file", status, "--stop-timeout", "20s", "--", "/bin/sh", "-c", child)
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "VAULT_ADDR=" + addr, "VAULT_TOKEN=" + token, "EVENTS=" + events,
 				"DB_USER=vault:database/creds/app#username", "DB_PASS=vault:database/creds/app#password"}
 			var stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stderr, &stderr
+			cmd.WaitDelay = 5 * time.Second // the command's own processes may hold the pipe
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -272,4 +283,69 @@ func keys(m map[string]bool) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// approleLogin returns the role id and a secret id of approle's app role.
+func approleLogin(t *testing.T, c *api.Client) (string, string) {
+	t.Helper()
+	rid, err := c.Logical().Read("auth/approle/role/app/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := c.Logical().Write("auth/approle/role/app/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rid.Data["role_id"].(string), sid.Data["secret_id"].(string)
+}
+
+// TestLeasesLoginAgain: a token from an approle login is renewed until
+// its max TTL (10s) cuts a renewal; secrets-init then logs in again and,
+// since the leases read under the old token end with it, reads new
+// credentials (the leases themselves last an hour), restarts the command
+// with them and revokes the old lease after the old command was reaped.
+func TestLeasesLoginAgain(t *testing.T) {
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events")
+	addr, root, _ := leaseServer(t, events, time.Hour, 2*time.Hour)
+	roleID, secretID := approleLogin(t, root)
+	child := `echo "start $DB_USER" >> "$EVENTS"; trap 'echo "stop $DB_USER" >> "$EVENTS"; exit 0' TERM; while :; do sleep 0.1; done`
+	cmd := exec.Command(bin, "--refresh", "leases", "--log-level", "debug", "--", "/bin/sh", "-c", child)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "VAULT_ADDR=" + addr, "EVENTS=" + events,
+		"VAULT_AUTH_METHOD=approle", "VAULT_ROLE_ID=" + roleID, "VAULT_SECRET_ID=" + secretID,
+		"DB_USER=vault:database/creds/app#username", "DB_PASS=vault:database/creds/app#password"}
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	cmd.WaitDelay = 5 * time.Second // the command's own processes may hold the pipe
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		time.AfterFunc(20*time.Second, func() { cmd.Process.Kill() })
+		cmd.Wait()
+	})
+	read := func() string { b, _ := os.ReadFile(events); return string(b) }
+	diag := func() string { return "events:\n" + read() + "\nstderr:\n" + stderr.String() }
+	poll(t, "a new login, new credentials and the old lease's revocation", func() bool {
+		return strings.Contains(read(), "revoke user-1")
+	}, diag)
+	lines := strings.Split(strings.TrimSpace(read()), "\n")
+	if len(lines) < 3 || lines[0] != "start user-1" || lines[1] != "stop user-1" || !strings.Contains(read(), "start user-2") {
+		t.Errorf("events %q: want start user-1, stop user-1, start user-2, revoke user-1", lines)
+	}
+	out := stderr.String()
+	login := strings.Index(out, "refresh: logged in again for a new token")
+	renewed := strings.Index(out, "refresh: token renewed")
+	reread := strings.Index(out, "refresh: lease ending; reading new credentials")
+	revoked := strings.Index(out, "refresh: superseded lease revoked")
+	if renewed < 0 || login < renewed || reread < login || revoked < reread {
+		t.Errorf("want the token renewed, then a new login, new credentials, and secrets-init revoking the old lease:\n%s", out)
+	}
+	t.Logf("events:\n%s\nstderr:\n%s", read(), out)
+	for _, leak := range []string{canary, "user-1", "user-2", secretID, roleID} {
+		if strings.Contains(out, leak) {
+			t.Errorf("stderr holds a value or credential (%s):\n%s", leak, out)
+		}
+	}
 }
