@@ -27,9 +27,11 @@ import (
 // method, and the leases read under the old one, which end with it, are
 // read again at once. Otherwise one warning says when it ends.
 
-// minRetry is the shortest wait before a failed lease or token call is
-// tried again; maxRetry the longest, once the lease has ended.
+// A failed lease or token call is tried again after a third of the time
+// left, at least minWait; once the lease or token has ended, after a
+// third of its TTL, between minRetry and maxRetry.
 const (
+	minWait  = time.Second
 	minRetry = 5 * time.Second
 	maxRetry = 10 * time.Minute
 )
@@ -153,9 +155,9 @@ func twoThirds(now, end time.Time) time.Time {
 func retryAt(now, end time.Time, ttl time.Duration) time.Time {
 	d := end.Sub(now) / 3
 	if d <= 0 {
-		d = min(max(ttl/3, minRetry), maxRetry)
+		return now.Add(min(max(ttl/3, minRetry), maxRetry))
 	}
-	return now.Add(max(d, minRetry))
+	return now.Add(max(d, minWait))
 }
 
 // leaseWake is when the next lease or token call is due (zero: never).
@@ -245,7 +247,13 @@ func (l *Loop) renew(ctx context.Context, le *leased) {
 	if st.Err != nil {
 		le.state = "stale"
 		le.next = retryAt(l.now, le.end, le.ttl)
-		if le.end.Sub(l.now) < le.ttl/3 {
+		switch {
+		case errors.Is(st.Err, provider.ErrNotFound):
+			// Revoked, or no longer renewable: it never will be again.
+			le.reread, le.next = true, l.now
+			log.Warn("refresh: a lease can no longer be renewed; reading new credentials now", "expires", stamp(le.end), "err", oneLine(st.Err))
+			return
+		case le.end.Sub(l.now) < le.ttl/3:
 			le.reread = true // too close to the end: new credentials instead
 		}
 		log.Warn("refresh: cannot renew a lease; trying again", "expires", stamp(le.end), "err", oneLine(st.Err))
@@ -382,10 +390,15 @@ func (l *Loop) tokenCall(ctx context.Context, tw *tokenWatch) {
 			log.Warn("refresh: cannot "+tokenVerb[op]+" the token; trying again", "err", oneLine(st.Err))
 		}
 		tw.failed = true
-		if op == provider.TokenRenew && st.Login && !tw.end.IsZero() && tw.end.Sub(l.now) < tw.ttl/3 {
-			tw.op = provider.TokenLogin
-		}
 		tw.next = retryAt(l.now, tw.end, tw.ttl)
+		if op == provider.TokenRenew && st.Login {
+			switch {
+			case errors.Is(st.Err, provider.ErrNotFound): // revoked, or not renewable
+				tw.op, tw.next = provider.TokenLogin, l.now
+			case !tw.end.IsZero() && tw.end.Sub(l.now) < tw.ttl/3:
+				tw.op = provider.TokenLogin
+			}
+		}
 		return
 	}
 	tw.failed = false

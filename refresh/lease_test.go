@@ -101,7 +101,7 @@ func (s *leaseStore) RenewLease(_ context.Context, id provider.LeaseID, incremen
 	now := s.clock.now
 	l := s.lease(id)
 	if l == nil || !l.revoked.IsZero() || !now.Before(l.end) || !s.renewable {
-		return provider.LeaseState{Err: errors.New("invalid lease")}
+		return provider.LeaseState{Err: fmt.Errorf("Vault refused sys/leases/renew: %w", provider.ErrNotFound)}
 	}
 	s.renewals++
 	l.end = now.Add(increment)
@@ -416,5 +416,22 @@ func TestLeaseIDNeverPrints(t *testing.T) {
 		if strings.Contains(s, leaseSecret) {
 			t.Errorf("printed: %s", s)
 		}
+	}
+}
+
+// A lease revoked behind secrets-init's back (its renewal is refused as
+// gone) is replaced at once: new credentials at the failed renewal, not
+// at the lease's end.
+func TestLeaseRevokedElsewhere(t *testing.T) {
+	st := &leaseStore{ttl: time.Hour, max: 24 * time.Hour, renewable: true}
+	h := startLeases(t, st, Config{}, "DB_USER=vault:database/creds/app#username")
+	t0 := h.clock.now
+	st.leases[0].revoked = t0.Add(time.Minute)
+	h.run(t0.Add(41 * time.Minute))
+	if len(h.actor.restarts) != 1 || h.actor.restarts[0].Sub(t0) != 40*time.Minute {
+		t.Fatalf("restarts %v; want one at the failed renewal (40m)\n%s", h.actor.restarts, h.log)
+	}
+	if !strings.Contains(h.log.String(), "a lease can no longer be renewed; reading new credentials now") {
+		t.Errorf("no log line for the lost lease:\n%s", h.log)
 	}
 }

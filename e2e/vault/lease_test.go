@@ -349,3 +349,48 @@ func TestLeasesLoginAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseRevokedElsewhere: a lease revoked behind secrets-init's back
+// (an operator's `vault lease revoke`) makes its next renewal fail; new
+// credentials are read at once and the command restarted with them. The
+// log line names neither the lease nor a value.
+func TestLeaseRevokedElsewhere(t *testing.T) {
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events")
+	addr, root, token := leaseServer(t, events, leaseTTL, time.Hour)
+	child := `echo "start $DB_USER" >> "$EVENTS"; trap 'echo "stop $DB_USER" >> "$EVENTS"; exit 0' TERM; while :; do sleep 0.1; done`
+	cmd := exec.Command(bin, "--refresh", "leases", "--log-level", "debug", "--", "/bin/sh", "-c", child)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "VAULT_ADDR=" + addr, "VAULT_TOKEN=" + token, "EVENTS=" + events,
+		"DB_USER=vault:database/creds/app#username", "DB_PASS=vault:database/creds/app#password"}
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		time.AfterFunc(20*time.Second, func() { cmd.Process.Kill() })
+		cmd.Wait()
+	})
+	read := func() string { b, _ := os.ReadFile(events); return string(b) }
+	diag := func() string { return "events:\n" + read() + "\nstderr:\n" + stderr.String() }
+	poll(t, "the command's start", func() bool { return strings.Contains(read(), "start user-1") }, diag)
+	ids := liveLeases(t, root)
+	if len(ids) != 1 {
+		t.Fatalf("%d live leases, want 1", len(ids))
+	}
+	if _, err := root.Logical().Write("sys/leases/revoke-prefix/database/creds/app", nil); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "new credentials after the lease was revoked elsewhere", func() bool { return strings.Contains(read(), "start user-2") }, diag)
+	out := stderr.String()
+	if !strings.Contains(out, "refresh: a lease can no longer be renewed; reading new credentials now") || !strings.Contains(out, "HTTP 400") {
+		t.Errorf("no line for the lost lease:\n%s", out)
+	}
+	for _, leak := range []string{canary, "user-1", "user-2", ids[0]} {
+		if strings.Contains(out, leak) {
+			t.Errorf("stderr holds a value or lease id (%s):\n%s", leak, out)
+		}
+	}
+}

@@ -124,7 +124,9 @@ func leaseError(c *api.Client, err error, path string) error {
 	if errors.As(err, &re) {
 		switch re.StatusCode {
 		case 400:
-			return fmt.Errorf("Vault refused %s (%s): the lease or token is not renewable, or no longer exists", path, statusText(re.StatusCode))
+			// Vault's answer to a lease that was revoked, has ended or
+			// is not renewable: as good as gone.
+			return fmt.Errorf("Vault refused %s (%s): the lease or token is not renewable, or no longer exists: %w", path, statusText(re.StatusCode), provider.ErrNotFound)
 		case 403:
 			return fmt.Errorf("permission denied: the Vault token needs the \"update\" capability on %s", path)
 		}
