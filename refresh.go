@@ -137,6 +137,13 @@ func refreshPlans(o *options.Options, report []provider.Status) *checkPlans {
 			p.plans = append(p.plans, refresh.Plan{How: "-"})
 			continue
 		}
+		if s.Lease > 0 && s.Ref.Opts.Refresh.Kind != provider.ActOff {
+			plan := refresh.LeasePlan(s.Lease, seen[s.Ref.Target])
+			p.total += plan.PerMonth
+			seen[s.Ref.Target] = true
+			p.plans = append(p.plans, plan)
+			continue
+		}
 		plan := refresh.PlanOf(s.Ref, o.Refresh, seen[s.Ref.Target])
 		if !seen[s.Ref.Target] && plan.PerMonth > 0 {
 			perKind[s.Ref.Kind] += refresh.Methods[s.Ref.Kind].PerRound

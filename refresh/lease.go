@@ -3,6 +3,7 @@ package refresh
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"time"
 
@@ -464,4 +465,16 @@ func (l *Loop) leaseStatus(vs *VarState, v provider.Status) {
 	vs.State = le.state
 	c := le.checked.UTC()
 	vs.Checked = &c
+}
+
+// LeasePlan is how `check --refresh` shows a value that came with a lease
+// of ttl: not polled, renewed at about two thirds of its TTL (one call
+// each; the re-reads its max TTL causes are not counted). shared is true
+// when an earlier reference already counts its target.
+func LeasePlan(ttl time.Duration, shared bool) Plan {
+	p := Plan{How: "a lease: not polled; renewed at about 2/3 of its TTL (sys/leases/renew), new credentials read before it ends", Implemented: true}
+	if !shared && ttl > 0 {
+		p.PerMonth = int(math.Ceil(float64(month) / float64(ttl*2/3)))
+	}
+	return p
 }

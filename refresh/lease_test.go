@@ -435,3 +435,14 @@ func TestLeaseRevokedElsewhere(t *testing.T) {
 		t.Errorf("no log line for the lost lease:\n%s", h.log)
 	}
 }
+
+// check --refresh: a leased value costs one renewal per two thirds of its
+// TTL, counted once per target.
+func TestLeasePlan(t *testing.T) {
+	if p := LeasePlan(time.Hour, false); p.PerMonth != 1080 || !strings.Contains(p.How, "not polled") {
+		t.Errorf("1h lease: %+v, want 1080 renewals a month", p)
+	}
+	if p := LeasePlan(time.Hour, true); p.PerMonth != 0 {
+		t.Errorf("a shared target counted again: %+v", p)
+	}
+}

@@ -394,3 +394,25 @@ func TestLeaseRevokedElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseCheckPlan: `check --refresh 1m` shows a dynamic secret as a
+// lease that is renewed, not polled, with its renewals a month.
+func TestLeaseCheckPlan(t *testing.T) {
+	dir := t.TempDir()
+	addr, _, token := leaseServer(t, filepath.Join(dir, "events"), leaseTTL, leaseMaxTTL)
+	cmd := exec.Command(bin, "check", "--refresh", "1m")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "VAULT_ADDR=" + addr, "VAULT_TOKEN=" + token,
+		"DB_USER=vault:database/creds/app#username", "DB_PASS=vault:database/creds/app#password"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	// 30 days / (2/3 of 6s), once for the one target, and in the total.
+	if !strings.Contains(string(out), "a lease: not polled") || strings.Count(string(out), " 648000 ") != 1 ||
+		!strings.Contains(string(out), "; 648000 store API calls per instance per month") {
+		t.Errorf("check --refresh output:\n%s", out)
+	}
+	if strings.Contains(string(out), canary) {
+		t.Errorf("check prints a value:\n%s", out)
+	}
+}
