@@ -204,7 +204,8 @@ func FuzzDecode(f *testing.F) {
 			}
 			for i := range v.results {
 				a, b := v.results[i], w.results[i]
-				if !bytes.Equal(a.Value, b.Value) || a.Version != b.Version || a.Binary != b.Binary || (a.Err == nil) != (b.Err == nil) {
+				if !bytes.Equal(a.Value, b.Value) || a.Version != b.Version || a.Binary != b.Binary || (a.Err == nil) != (b.Err == nil) ||
+					a.Lease != b.Lease || a.LeaseID != b.LeaseID || a.Renewable != b.Renewable {
 					t.Fatalf("result %d: %+v became %+v", i, a, b)
 				}
 			}
