@@ -53,14 +53,15 @@ type leased struct {
 
 // tokenWatch keeps one store's token alive.
 type tokenWatch struct {
-	kind   provider.Kind
-	next   time.Time // zero: nothing to do
-	op     provider.TokenOp
-	ttl    time.Duration // the longest TTL seen: a renewal that gives less was cut by the max TTL
-	end    time.Time     // zero: it does not end
-	login  bool          // the store can log in again
-	failed bool          // the last call failed (logged)
-	warned bool
+	kind     provider.Kind
+	next     time.Time // zero: nothing to do
+	op       provider.TokenOp
+	ttl      time.Duration // the longest TTL seen: a renewal that gives less was cut by the max TTL
+	end      time.Time     // zero: it does not end
+	login    bool          // the store can log in again
+	failed   bool          // the last call failed (logged)
+	failures int           // in a row
+	warned   bool
 }
 
 // superseded is a lease that a re-read replaced, waiting for the restart
@@ -249,6 +250,11 @@ func (l *Loop) renew(ctx context.Context, le *leased) {
 		le.state = "stale"
 		le.next = retryAt(l.now, le.end, le.ttl)
 		switch {
+		case errors.Is(st.Err, provider.ErrDenied):
+			// No renewals for this token: new credentials before the end.
+			le.renewable, le.reread, le.next = false, true, twoThirds(l.now, le.end)
+			log.Warn("refresh: renewing a lease is denied; new credentials will be read before it ends instead", "expires", stamp(le.end), "err", oneLine(st.Err))
+			return
 		case errors.Is(st.Err, provider.ErrNotFound):
 			// Revoked, or no longer renewable: it never will be again.
 			le.reread, le.next = true, l.now
@@ -387,11 +393,21 @@ func (l *Loop) tokenCall(ctx context.Context, tw *tokenWatch) {
 	op := tw.op
 	st := lr.Token(ctx, op)
 	if st.Err != nil {
+		if errors.Is(st.Err, provider.ErrDenied) && op != provider.TokenLogin {
+			// Its policy has no lookup-self or renew-self: nothing to do
+			// for it but say so, once.
+			log.Warn("refresh: cannot "+tokenVerb[op]+" the token, and will not try again", "err", oneLine(st.Err))
+			return
+		}
 		if !tw.failed {
 			log.Warn("refresh: cannot "+tokenVerb[op]+" the token; trying again", "err", oneLine(st.Err))
 		}
 		tw.failed = true
+		tw.failures++
 		tw.next = retryAt(l.now, tw.end, tw.ttl)
+		if tw.end.IsZero() || !l.now.Before(tw.end) { // nothing to go by: back off
+			tw.next = l.now.Add(min(minRetry<<min(tw.failures, 12), maxRetry))
+		}
 		if op == provider.TokenRenew && st.Login {
 			switch {
 			case errors.Is(st.Err, provider.ErrNotFound): // revoked, or not renewable
@@ -402,7 +418,7 @@ func (l *Loop) tokenCall(ctx context.Context, tw *tokenWatch) {
 		}
 		return
 	}
-	tw.failed = false
+	tw.failed, tw.failures = false, 0
 	oldEnd := tw.end
 	tw.login = st.Login
 	if st.TTL <= 0 {

@@ -43,6 +43,8 @@ type leaseStore struct {
 	leases   []*fakeLease
 	renewals int
 	fail     error // every call fails while set
+	deny     bool  // renewals and token calls are denied (the policy lacks them)
+	denied   int   // calls denied
 
 	token struct {
 		ttl, max     time.Duration
@@ -98,6 +100,10 @@ func (s *leaseStore) RenewLease(_ context.Context, id provider.LeaseID, incremen
 	if s.fail != nil {
 		return provider.LeaseState{Err: s.fail}
 	}
+	if s.deny {
+		s.denied++
+		return provider.LeaseState{Err: fmt.Errorf("%w: the Vault token needs the \"update\" capability on sys/leases/renew", provider.ErrDenied)}
+	}
 	now := s.clock.now
 	l := s.lease(id)
 	if l == nil || !l.revoked.IsZero() || !now.Before(l.end) || !s.renewable {
@@ -132,6 +138,10 @@ func (s *leaseStore) Token(_ context.Context, op provider.TokenOp) provider.Leas
 	tk := &s.token
 	if s.fail != nil {
 		return provider.LeaseState{Err: s.fail, Login: tk.login}
+	}
+	if s.deny {
+		s.denied++
+		return provider.LeaseState{Err: fmt.Errorf("%w: the Vault token needs the \"read\" capability on auth/token/lookup-self", provider.ErrDenied)}
 	}
 	now := s.clock.now
 	if tk.neverExpires {
@@ -444,5 +454,26 @@ func TestLeasePlan(t *testing.T) {
 	}
 	if p := LeasePlan(time.Hour, true); p.PerMonth != 0 {
 		t.Errorf("a shared target counted again: %+v", p)
+	}
+}
+
+// A policy without renewals (sys/leases/renew, lookup-self denied): one
+// warning each, no call again, and new credentials before the lease ends.
+func TestLeaseRenewalDenied(t *testing.T) {
+	st := &leaseStore{ttl: time.Hour, max: 24 * time.Hour, renewable: true, deny: true}
+	st.token.ttl, st.token.max, st.token.renewable = time.Hour, 24*time.Hour, true
+	h := startLeases(t, st, Config{}, "DB_USER=vault:database/creds/app#username")
+	t0 := h.clock.now
+	h.run(t0.Add(59 * time.Minute))
+	if st.denied != 2 {
+		t.Errorf("%d denied calls, want 2 (one renewal, one token lookup)", st.denied)
+	}
+	if len(h.actor.restarts) != 1 || !h.actor.restarts[0].Before(t0.Add(time.Hour)) {
+		t.Errorf("restarts %v; want one before the lease's end at 1h\n%s", h.actor.restarts, h.log)
+	}
+	for _, want := range []string{"renewing a lease is denied", "cannot look up the token, and will not try again"} {
+		if n := strings.Count(h.log.String(), want); n != 1 {
+			t.Errorf("%d lines %q, want 1:\n%s", n, want, h.log)
+		}
 	}
 }

@@ -112,6 +112,14 @@ func (st *store) forgetToken() {
 	st.client.ClearToken()
 }
 
+// capability is what path needs in a policy.
+func capability(path string) string {
+	if path == "auth/token/lookup-self" {
+		return "read"
+	}
+	return "update"
+}
+
 // leaseError describes a failed lease or token call. Vault's own error
 // strings are not passed on for these paths, since some of them can quote
 // the lease id: only the status and what it means.
@@ -128,9 +136,9 @@ func leaseError(c *api.Client, err error, path string) error {
 			// is not renewable: as good as gone.
 			return fmt.Errorf("Vault refused %s (%s): the lease or token is not renewable, or no longer exists: %w", path, statusText(re.StatusCode), provider.ErrNotFound)
 		case 403:
-			return fmt.Errorf("permission denied: the Vault token needs the \"update\" capability on %s", path)
+			return fmt.Errorf("%w: the Vault token needs the %q capability on %s", provider.ErrDenied, capability(path), path)
 		}
 		return fmt.Errorf("Vault answered %s for %s", statusText(re.StatusCode), path)
 	}
-	return describe(c, err, path, "update")
+	return describe(c, err, path, capability(path))
 }
