@@ -31,7 +31,8 @@ type VarState struct {
 	// deleted (the secret is gone; the last value stays), error (the new
 	// value failed validation; the last good value stays), pinned (an
 	// explicit version: never checked), off (?refresh=off), unchecked
-	// (its store has no change detection yet).
+	// (its store has no change detection yet). A value with a lease is
+	// ok, stale (its renewal or re-read failed) or deleted.
 	State string `json:"state"`
 	// LeaseExpiry is when the value's lease ends (null: no lease), as
 	// renewed; its state is stale while renewals or re-reads fail.
