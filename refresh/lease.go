@@ -152,8 +152,8 @@ func twoThirds(now, end time.Time) time.Time {
 }
 
 // retryAt is when to try again a call that failed, for something that
-// ends at end: a third of the time left, at least minRetry; once it has
-// ended, up to maxRetry.
+// ends at end: after a third of the time left, at least minWait; once it
+// has ended, after a third of its ttl, between minRetry and maxRetry.
 func retryAt(now, end time.Time, ttl time.Duration) time.Time {
 	d := end.Sub(now) / 3
 	if d <= 0 {
@@ -236,8 +236,8 @@ func (l *Loop) leaseStep(ctx context.Context) {
 }
 
 // renew renews one lease. A renewal cut short by the max TTL (it lasts
-// less than the lease's TTL) or no longer renewable means new credentials
-// at two thirds of what is left.
+// less than the lease's TTL), no longer renewable, or refused as gone
+// means new credentials at once; a denied one, before the lease ends.
 func (l *Loop) renew(ctx context.Context, le *leased) {
 	lr := l.leaser(ctx, le.t.Kind)
 	if lr == nil {

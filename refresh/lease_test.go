@@ -291,6 +291,7 @@ func TestLeaseMonth(t *testing.T) {
 			t.Errorf("the current lease was revoked")
 		}
 	}
+	t.Logf("30 days of 1h leases (max 24h): %d renewals, %d reads, %d restarts, %d revocations", st.renewals, len(st.leases), n, h.loop.lease.counters.Revocations)
 	if st.renewals < 20*30 {
 		t.Errorf("%d renewals in 30 days of 1h leases", st.renewals)
 	}
