@@ -54,6 +54,7 @@ func leasedFactory(events string, ttl, maxTTL time.Duration) logical.Factory {
 				logical.ReadOperation: &framework.PathOperation{Callback: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
 					i := n.Add(1)
 					user := fmt.Sprintf("user-%d", i)
+					appendLine(events, "read "+user)
 					resp := b.Secret("creds").Response(map[string]any{
 						"username": user,
 						"password": fmt.Sprintf("pass-%d-%s", i, canary),
@@ -169,7 +170,9 @@ func poll(t *testing.T, what string, cond func() bool, diag func() string) {
 	}
 }
 
-// TestLeases runs the real binary (both builds) with --refresh leases on
+// TestLeases runs the real binary (both builds; and the split one with
+// --refresh 10s, which also checks values but never polls the dynamic
+// secret) with --refresh leases on
 // dynamic credentials of a 6s lease (max 15s), read with a renewable 8s
 // token: the lease and the token are renewed; before the max TTL, new
 // credentials are read and the command restarted with them; the old
@@ -177,9 +180,12 @@ func poll(t *testing.T, what string, cond func() bool, diag func() string) {
 // alive, also after secrets-init exits; and no lease id or value is in
 // any output at debug level.
 func TestLeases(t *testing.T) {
-	for _, build := range []string{"split", "single"} {
+	for _, build := range []string{"split", "single", "split --refresh 10s"} {
 		t.Run(build, func(t *testing.T) {
-			binary := bin
+			binary, mode := bin, "leases"
+			if build == "split --refresh 10s" {
+				mode = "10s" // leases and value checks: the dynamic secret is still not polled
+			}
 			if build == "single" {
 				var err error
 				if binary, err = singleBinary(); err != nil {
@@ -191,7 +197,7 @@ func TestLeases(t *testing.T) {
 			status := filepath.Join(dir, "status.json")
 			addr, root, token := leaseServer(t, events, leaseTTL, leaseMaxTTL)
 			child := `echo "start $DB_USER" >> "$EVENTS"; trap 'echo "stop $DB_USER" >> "$EVENTS"; exit 0' TERM; while :; do sleep 0.1; done`
-			cmd := exec.Command(binary, "--refresh", "leases", "--log-level", "debug", "--status-file", status, "--stop-timeout", "20s", "--", "/bin/sh", "-c", child)
+			cmd := exec.Command(binary, "--refresh", mode, "--log-level", "debug", "--status-file", status, "--stop-timeout", "20s", "--", "/bin/sh", "-c", child)
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "VAULT_ADDR=" + addr, "VAULT_TOKEN=" + token, "EVENTS=" + events,
 				"DB_USER=vault:database/creds/app#username", "DB_PASS=vault:database/creds/app#password"}
 			var stderr bytes.Buffer
@@ -225,7 +231,10 @@ func TestLeases(t *testing.T) {
 				}
 				return -1
 			}
-			if a, b, c := index("start user-1"), index("stop user-1"), index("revoke user-1"); a != 0 || b < 0 || c < b {
+			if n := strings.Count(read(), "read user-"); n != 2 {
+				t.Errorf("events %q: %d reads of the dynamic secret, want 2 (at start, and before the max TTL): it is not polled", lines, n)
+			}
+			if a, b, c := index("start user-1"), index("stop user-1"), index("revoke user-1"); a < 0 || b < a || c < b {
 				t.Errorf("events %q: want start user-1, stop user-1 (the old command ended), then revoke user-1", lines)
 			}
 			if index("start user-2") < 0 || index("revoke user-2") >= 0 {
