@@ -73,9 +73,6 @@ func startRefresh(o *options.Options, log *slog.Logger, res *provider.Resolution
 	}
 	ctl := supervisor.NewControl(o.RefreshSignal)
 	cmd.Control, cmd.StopTimeout = ctl, o.StopTimeout
-	if o.RefreshLeases {
-		log.Warn("refresh: --refresh leases manages Vault leases and tokens, which this version does not do yet; nothing is checked")
-	}
 	loop := refresh.New(refresh.Config{
 		Interval:     o.Refresh,
 		OnChange:     o.OnChange,
@@ -85,6 +82,7 @@ func startRefresh(o *options.Options, log *slog.Logger, res *provider.Resolution
 		StatusFile:   o.StatusFile,
 		Timeout:      o.Timeout,
 		Detectors:    detectors(o, log),
+		Leasers:      map[provider.Kind]provider.Opener{provider.Vault: openers(o)[provider.Vault]},
 		Clock:        refresh.RealClock{},
 		Rand:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		Log:          log,
@@ -166,6 +164,13 @@ func refreshPlans(o *options.Options, report []provider.Status) *checkPlans {
 	for _, s := range report {
 		if s.Kind == 0 {
 			p.plans = append(p.plans, refresh.Plan{How: "-"})
+			continue
+		}
+		if s.Lease > 0 && s.Ref.Opts.Refresh.Kind != provider.ActOff {
+			plan := refresh.LeasePlan(s.Lease, seen[s.Ref.Target])
+			p.total += plan.PerMonth
+			seen[s.Ref.Target] = true
+			p.plans = append(p.plans, plan)
 			continue
 		}
 		plan := refresh.PlanOf(s.Ref, o.Refresh, seen[s.Ref.Target])

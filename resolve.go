@@ -64,6 +64,9 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 		select {
 		case r := <-done:
 			if closer == nil {
+				if refreshOn(o) && !dryRun {
+					residentStores = stores // kept (stores_local.go)
+				}
 				return r.res, 0, r.err
 			}
 			if dryRun || o.Exec {

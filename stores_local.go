@@ -17,6 +17,11 @@ func openStores(o *options.Options, _ *slog.Logger) (map[provider.Kind]provider.
 	all := map[provider.Kind]provider.Opener{provider.File: provider.OpenFile}
 	for kind, opener := range stores.Openers {
 		all[kind] = opener(o)
+		if refreshOn(o) {
+			// One store per kind for the command's life: its checks,
+			// re-reads and lease renewals share a client and a token.
+			all[kind] = provider.Keep(all[kind])
+		}
 	}
 	return all, nil
 }

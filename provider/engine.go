@@ -50,6 +50,10 @@ type Status struct {
 	// no lease), and Expires when they stop, counted from the fetch.
 	Lease   time.Duration
 	Expires time.Time
+	// LeaseID and Renewable are the Result's: the lease the value came
+	// with, when its store can renew or revoke it.
+	LeaseID   LeaseID
+	Renewable bool
 }
 
 // Reason is why the variable failed, on one line ("" when it did not).
@@ -250,6 +254,7 @@ wait:
 			// Counted from the call, not the answer: never later
 			// than the store's own end of the lease.
 			v.stat.Lease, v.stat.Expires = r.Lease, a.start.Add(r.Lease)
+			v.stat.LeaseID, v.stat.Renewable = r.LeaseID, r.Renewable
 		}
 		if cfg.Fingerprint != nil && r.Value != nil {
 			v.stat.Fingerprint = cfg.Fingerprint(r.Value)

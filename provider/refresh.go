@@ -172,6 +172,7 @@ func (r *Resolution) RefetchAt(ctx context.Context, changed []Changed) ([]Fetche
 		}
 		old.stat.Version, old.stat.Fingerprint = n.stat.Version, n.stat.Fingerprint
 		old.stat.Lease, old.stat.Expires = n.stat.Lease, n.stat.Expires
+		old.stat.LeaseID, old.stat.Renewable = n.stat.LeaseID, n.stat.Renewable
 		old.next, old.staged = n.content, true
 	}
 	var out []Fetched

@@ -42,7 +42,11 @@ type Result struct {
 	// issued them under a lease that ends (a Vault dynamic secret); 0:
 	// none.
 	Lease time.Duration
-	Err   error // why there is no value; never holds the value
+	// LeaseID names that lease, when the store can renew or revoke it
+	// (a Leaser); Renewable says whether it can be renewed.
+	LeaseID   LeaseID
+	Renewable bool
+	Err       error // why there is no value; never holds the value
 }
 
 // Settings are what stores are opened with.

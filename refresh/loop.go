@@ -38,10 +38,13 @@ type Config struct {
 	MaxStale     time.Duration   // stop with ExitStale when no check succeeded for this long (0: never)
 	StatusFile   string          // "" for none
 	Detectors    map[provider.Kind]Detector
-	Clock        Clock
-	Rand         *rand.Rand
-	Log          *slog.Logger
-	Actor        Actor
+	// Leasers open the stores that renew and revoke their leases and keep
+	// their token (lease.go): the resolution's own stores (provider.Keep).
+	Leasers map[provider.Kind]provider.Opener
+	Clock   Clock
+	Rand    *rand.Rand
+	Log     *slog.Logger
+	Actor   Actor
 	// Idle, when set, is called each time Run goes to sleep until its
 	// next wake-up: the supervisor returns the round's garbage to the
 	// system there (debug.FreeOSMemory), see docs/performance.md.
@@ -81,6 +84,7 @@ type Loop struct {
 	generation  int
 	counters    Counters
 	stopped     bool
+	lease       leases
 }
 
 // Counters count the Loop's events since secrets-init started.
@@ -106,8 +110,13 @@ func New(cfg Config, res *provider.Resolution) *Loop {
 		}
 	}
 	skipped := map[provider.Kind][]string{}
+	l.initLeases()
 	for _, s := range res.Targets() {
 		if !watched[s.Ref.Target] {
+			continue
+		}
+		if s.Lease > 0 { // renewed or read again near its end, not polled
+			l.track(s)
 			continue
 		}
 		det := cfg.Detectors[s.Ref.Kind]
@@ -181,12 +190,15 @@ func (l *Loop) Step(ctx context.Context) (time.Time, bool) {
 		l.check(ctx)
 		l.nextCheck = l.now.Add(l.jitter())
 	}
+	if due := l.leaseWake(); !due.IsZero() && !l.now.Before(due) {
+		l.leaseStep(ctx)
+	}
 	if !l.actAt.IsZero() && !l.now.Before(l.actAt) {
 		l.actAt = time.Time{}
-		l.act()
+		l.act(ctx)
 	}
 	wake := l.nextCheck
-	for _, t := range []time.Time{l.actAt, l.staleAt()} {
+	for _, t := range []time.Time{l.actAt, l.staleAt(), l.leaseWake()} {
 		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
 			wake = t
 		}
@@ -205,7 +217,7 @@ func (l *Loop) CheckNow(ctx context.Context) {
 	l.check(ctx)
 	if !l.actAt.IsZero() && !l.now.Before(l.actAt) {
 		l.actAt = time.Time{}
-		l.act()
+		l.act(ctx)
 	}
 }
 
@@ -384,7 +396,7 @@ func (l *Loop) strongest(changes []provider.Change) provider.Action {
 
 // act is one round's second half: deliver what is staged (the files switch
 // as one set), then restart, signal, or only log.
-func (l *Loop) act() {
+func (l *Loop) act(ctx context.Context) {
 	changes, err := l.res.Commit()
 	if err != nil {
 		l.fail("cannot deliver the new values", []string{oneLine(err)})
@@ -394,6 +406,7 @@ func (l *Loop) act() {
 		}
 	}
 	if len(changes) == 0 {
+		l.afterAction(ctx, false)
 		return
 	}
 	l.generation++
@@ -413,9 +426,11 @@ func (l *Loop) act() {
 		log.Info("refresh: values changed; restarting the command")
 		l.counters.Restarts++
 		l.lastRestart, l.started = l.now, l.now
-		if err := l.cfg.Actor.Restart(l.res.Env); err != nil {
+		err := l.cfg.Actor.Restart(l.res.Env)
+		if err != nil {
 			log.Error("refresh: restart failed", "err", err)
 		}
+		l.afterAction(ctx, err == nil)
 	case provider.ActSignal:
 		slices.Sort(sigs)
 		words := make([]string, len(sigs))
@@ -431,6 +446,9 @@ func (l *Loop) act() {
 		}
 	default:
 		log.Info("refresh: values changed; no action (--on-change none)")
+	}
+	if best.Kind != provider.ActRestart {
+		l.afterAction(ctx, false)
 	}
 	l.writeStatus()
 }

@@ -21,7 +21,7 @@ var Methods = map[provider.Kind]Method{
 	provider.SSM:            {How: "GetParameters versions, 10 a call, no decryption (ssm:GetParameters)", Implemented: true, PerRound: 0.1},
 	provider.Google:         {How: "GetSecretVersion of latest or the alias, no payload (secretmanager.versions.get)", Implemented: true, PerRound: 1},
 	provider.Azure:          {How: "GetSecret of the current version, for its version id (secrets/get)", Implemented: true, PerRound: 1},
-	provider.Vault:          {How: "KV v2 metadata current_version (read on the metadata path); KV v1 and dynamic secrets are not checked", Implemented: true, PerRound: 1},
+	provider.Vault:          {How: "KV v2 metadata current_version (read on the metadata path); KV v1 is not checked; dynamic secrets are not polled: their leases are renewed, or read again before they end", Implemented: true, PerRound: 1},
 	provider.File:           {How: "keyed hash of the file's content (a read, no API call)", Implemented: true, PerRound: 0},
 }
 

@@ -9,14 +9,15 @@ import (
 
 // Status is the value-free state of a run, as --status-file holds it.
 type Status struct {
-	Generation          int        `json:"generation"` // 1 at start; +1 per delivery of new values
-	PID                 int        `json:"pid"`        // the command's
-	Started             time.Time  `json:"started"`    // when the command (re)started
-	LastCheck           *time.Time `json:"last_check"`
-	LastSuccess         time.Time  `json:"last_success"` // the first resolution counts
-	ConsecutiveFailures int        `json:"consecutive_failures"`
-	Counters            Counters   `json:"counters"`
-	Variables           []VarState `json:"variables"`
+	Generation          int           `json:"generation"` // 1 at start; +1 per delivery of new values
+	PID                 int           `json:"pid"`        // the command's
+	Started             time.Time     `json:"started"`    // when the command (re)started
+	LastCheck           *time.Time    `json:"last_check"`
+	LastSuccess         time.Time     `json:"last_success"` // the first resolution counts
+	ConsecutiveFailures int           `json:"consecutive_failures"`
+	Counters            Counters      `json:"counters"`
+	Leases              LeaseCounters `json:"leases"`
+	Variables           []VarState    `json:"variables"`
 }
 
 // VarState is one variable's state. Version is the store's version id, or
@@ -30,15 +31,18 @@ type VarState struct {
 	// deleted (the secret is gone; the last value stays), error (the new
 	// value failed validation; the last good value stays), pinned (an
 	// explicit version: never checked), off (?refresh=off), unchecked
-	// (its store has no change detection yet).
-	State       string     `json:"state"`
-	LeaseExpiry *time.Time `json:"lease_expiry"` // Vault leases (not managed yet: always null)
+	// (its store has no change detection yet). A value with a lease is
+	// ok, stale (its renewal or re-read failed) or deleted.
+	State string `json:"state"`
+	// LeaseExpiry is when the value's lease ends (null: no lease), as
+	// renewed; its state is stale while renewals or re-reads fail.
+	LeaseExpiry *time.Time `json:"lease_expiry"`
 }
 
 // Status returns the Loop's status now.
 func (l *Loop) Status() Status {
 	s := Status{Generation: l.generation, PID: l.cfg.Actor.PID(), Started: l.started.UTC(),
-		LastSuccess: l.lastSuccess.UTC(), ConsecutiveFailures: l.failures, Counters: l.counters, Variables: []VarState{}}
+		LastSuccess: l.lastSuccess.UTC(), ConsecutiveFailures: l.failures, Counters: l.counters, Leases: l.lease.counters, Variables: []VarState{}}
 	if !l.lastCheck.IsZero() {
 		t := l.lastCheck.UTC()
 		s.LastCheck = &t
@@ -69,6 +73,7 @@ func (l *Loop) Status() Status {
 		if v.Missing {
 			vs.Version = ""
 		}
+		l.leaseStatus(&vs, v)
 		s.Variables = append(s.Variables, vs)
 	}
 	return s

@@ -94,7 +94,7 @@ func (d *StoreDetector) Detect(ctx context.Context, targets []provider.Target) [
 		}
 		if len(unversioned) > 0 && !d.loggedU {
 			d.loggedU = true
-			d.Log.Warn("refresh: the store keeps no versions of these secrets, so they are not checked (Vault leases are not managed yet)",
+			d.Log.Warn("refresh: the store keeps no versions of these secrets, so they are not checked",
 				"store", d.Kind.String(), "secrets", strings.Join(unversioned, ","))
 		}
 	}

@@ -100,6 +100,20 @@ func (r remote) Fetch(ctx context.Context, targets []provider.Target) []provider
 	return r.c.fetch(ctx, r.kind, opFetch, targets)
 }
 
+// RenewLease, RevokeLease and Token are provider.Leaser's, made by the
+// resolver's store of the kind (an error if it has no leases).
+func (r remote) RenewLease(ctx context.Context, id provider.LeaseID, increment time.Duration) provider.LeaseState {
+	return leaseState(r.c.call(ctx, request{kind: r.kind, op: opRenewLease, lease: id, number: uint64(max(increment, 0))}, 1)[0])
+}
+
+func (r remote) RevokeLease(ctx context.Context, id provider.LeaseID) error {
+	return r.c.call(ctx, request{kind: r.kind, op: opRevokeLease, lease: id}, 1)[0].Err
+}
+
+func (r remote) Token(ctx context.Context, op provider.TokenOp) provider.LeaseState {
+	return leaseState(r.c.call(ctx, request{kind: r.kind, op: opToken, number: uint64(op)}, 1)[0])
+}
+
 // remoteVersioner is a remote store whose resolver store is a Versioner.
 type remoteVersioner struct{ remote }
 
@@ -243,7 +257,11 @@ func (c *Client) failAll(err error) {
 }
 
 func (c *Client) fetch(ctx context.Context, kind provider.Kind, op byte, targets []provider.Target) []provider.Result {
-	req := request{kind: kind, op: op, targets: targets}
+	return c.call(ctx, request{kind: kind, op: op, targets: targets}, len(targets))
+}
+
+// call sends req and waits for its n Results.
+func (c *Client) call(ctx context.Context, req request, n int) []provider.Result {
 	if dl, ok := ctx.Deadline(); ok {
 		req.deadline = uint64(max(time.Until(dl), 1))
 	}
@@ -251,11 +269,11 @@ func (c *Client) fetch(ctx context.Context, kind provider.Kind, op byte, targets
 	c.mu.Lock()
 	if c.broken != nil {
 		defer c.mu.Unlock()
-		return provider.Failed(len(targets), c.broken)
+		return provider.Failed(n, c.broken)
 	}
 	c.nextID++
 	req.id = c.nextID
-	c.pending[req.id] = pending{ch, len(targets), kind}
+	c.pending[req.id] = pending{ch, n, req.kind}
 	c.mu.Unlock()
 
 	frame, err := encodeRequest(req)
@@ -273,7 +291,7 @@ func (c *Client) fetch(ctx context.Context, kind provider.Kind, op byte, targets
 		delete(c.pending, req.id)
 		c.mu.Unlock()
 		if waiting {
-			return provider.Failed(len(targets), err)
+			return provider.Failed(n, err)
 		}
 	}
 	// The resolver keeps the deadline itself and answers when it passes; a

@@ -29,7 +29,7 @@ import (
 // Magic and Version open each direction of a connection.
 const (
 	Magic   = "SIRP"
-	Version = 1
+	Version = 2 // 2: lease ids and the lease operations
 )
 
 // MaxFrame bounds a frame's length, so that a corrupt length cannot make
@@ -54,17 +54,24 @@ type Settings struct {
 
 // Request operations.
 const (
-	opFetch    = 0 // Store.Fetch
-	opVersions = 1 // provider.Versioner.Versions
+	opFetch       = 0 // Store.Fetch
+	opVersions    = 1 // provider.Versioner.Versions
+	opRenewLease  = 2 // provider.Leaser.RenewLease: lease, number = the increment in ns
+	opRevokeLease = 3 // provider.Leaser.RevokeLease: lease
+	opToken       = 4 // provider.Leaser.Token: number = the provider.TokenOp
 )
 
 // request asks for the targets of one Kind.
 type request struct {
 	id       uint64
 	kind     provider.Kind
-	op       byte   // opFetch or opVersions
+	op       byte   // opFetch … opToken
 	deadline uint64 // nanoseconds left when it was sent; 0: none
 	targets  []provider.Target
+	// The lease operations' arguments (op >= opRenewLease); they answer
+	// one Result.
+	lease  provider.LeaseID
+	number uint64
 }
 
 // response answers the request with the same id, one Result per target.
@@ -80,6 +87,9 @@ const (
 	isBinary     = 1 << 1
 	hasFileValue = 1 << 2
 	hasLease     = 1 << 3
+	hasLeaseID   = 1 << 4
+	isRenewable  = 1 << 5
+	resultFlags  = hasValue | isBinary | hasFileValue | hasLease | hasLeaseID | isRenewable
 )
 
 // Error classes: what the engine asks of an error with errors.Is.
@@ -218,6 +228,10 @@ func encodeRequest(r request) ([]byte, error) {
 			e.string(s)
 		}
 	}
+	if r.op >= opRenewLease {
+		e.string(r.lease.Reveal())
+		e.uvarint(r.number)
+	}
 	return e.finish()
 }
 
@@ -244,6 +258,12 @@ func encodeResponse(r response) ([]byte, error) {
 		if res.Lease > 0 {
 			flags |= hasLease
 		}
+		if res.LeaseID != "" {
+			flags |= hasLeaseID
+		}
+		if res.Renewable {
+			flags |= isRenewable
+		}
 		e.byte(flags)
 		if res.Value != nil {
 			e.bytes(res.Value)
@@ -254,6 +274,9 @@ func encodeResponse(r response) ([]byte, error) {
 		}
 		if res.Lease > 0 {
 			e.uvarint(uint64(res.Lease))
+		}
+		if res.LeaseID != "" {
+			e.string(res.LeaseID.Reveal())
 		}
 		class := errorClass(res.Err)
 		e.byte(class)
@@ -383,7 +406,7 @@ func decodeRequest(body []byte) (request, error) {
 	var r request
 	r.id = d.uvarint("request id")
 	r.kind = provider.Kind(d.byte("kind"))
-	if r.op = d.byte("operation"); r.op > opVersions {
+	if r.op = d.byte("operation"); r.op > opToken {
 		d.fail("operation")
 	}
 	r.deadline = d.uvarint("deadline")
@@ -395,6 +418,10 @@ func decodeRequest(body []byte) (request, error) {
 		for _, s := range [...]*string{&t.Partition, &t.Region, &t.Project, &t.Location, &t.Vault, &t.Name, &t.Version, &t.Stage, &t.KeyURI, &t.Body} {
 			*s = d.string("target")
 		}
+	}
+	if r.op >= opRenewLease {
+		r.lease = provider.LeaseID(d.string("lease id"))
+		r.number = d.uvarint("lease argument")
 	}
 	return r, d.end("request")
 }
@@ -415,7 +442,7 @@ func decodeResponse(body []byte) (response, error) {
 	for i := range r.results {
 		res := &r.results[i]
 		flags := d.byte("result flags")
-		if flags&^(hasValue|isBinary|hasFileValue|hasLease) != 0 {
+		if flags&^resultFlags != 0 {
 			d.fail("result flags")
 		}
 		if flags&hasValue != 0 {
@@ -433,6 +460,12 @@ func decodeResponse(body []byte) (response, error) {
 			}
 			res.Lease = time.Duration(lease)
 		}
+		if flags&hasLeaseID != 0 {
+			if res.LeaseID = provider.LeaseID(d.string("lease id")); res.LeaseID == "" {
+				d.fail("lease id")
+			}
+		}
+		res.Renewable = flags&isRenewable != 0
 		class := d.byte("error class")
 		switch {
 		case class&^errClasses != 0 || (class != 0 && class&errPresent == 0):

@@ -52,12 +52,25 @@ func TestRoundTrip(t *testing.T) {
 	if typ != frameFetch || err != nil || !reflect.DeepEqual(gotReq, req) {
 		t.Errorf("request: %c %+v %v, want %+v", typ, gotReq, err, req)
 	}
+	for _, req := range []request{
+		{id: 2, kind: provider.Vault, op: opRenewLease, deadline: 1e9, targets: []provider.Target{}, lease: "database/creds/app/x1", number: uint64(time.Hour)},
+		{id: 3, kind: provider.Vault, op: opRevokeLease, targets: []provider.Target{}, lease: "database/creds/app/x1"},
+		{id: 4, kind: provider.Vault, op: opToken, targets: []provider.Target{}, number: uint64(provider.TokenLogin)},
+	} {
+		b, _ := encodeRequest(req)
+		_, body := frame(t, b)
+		if got, err := decodeRequest(body); err != nil || !reflect.DeepEqual(got, req) {
+			t.Errorf("lease request: %+v %v, want %+v", got, err, req)
+		}
+	}
 
 	deadline := fmt.Errorf("calling: %w", context.DeadlineExceeded)
 	resp := response{id: 7, versioner: true, results: []provider.Result{
 		{Value: []byte("v\x00\xff\n"), Version: "3"},
 		{Value: []byte{}},
 		{Value: []byte(`{"username":"u"}`), Lease: 90 * time.Minute},
+		{Value: []byte(`{"username":"u"}`), Lease: time.Hour, LeaseID: "database/creds/app/x1", Renewable: true},
+		{Lease: time.Minute, Version: loginWord},
 		{Value: []byte{1, 2}, Binary: true, FileValue: []byte("decoded")},
 		{Err: fmt.Errorf("secret db: %w", provider.ErrNotFound)},
 		{Err: deadline},
@@ -79,6 +92,7 @@ func TestRoundTrip(t *testing.T) {
 		got := gotResp.results[i]
 		if !bytes.Equal(got.Value, want.Value) || (got.Value == nil) != (want.Value == nil) ||
 			got.Version != want.Version || got.Binary != want.Binary || !bytes.Equal(got.FileValue, want.FileValue) || got.Lease != want.Lease ||
+			got.LeaseID != want.LeaseID || got.Renewable != want.Renewable ||
 			(got.FileValue == nil) != (want.FileValue == nil) {
 			t.Errorf("result %d: %+v, want %+v", i, got, want)
 		}
@@ -129,7 +143,7 @@ func TestDecodeRejects(t *testing.T) {
 	if _, _, err := readFrame(bufio.NewReader(bytes.NewReader(huge))); !errors.Is(err, ErrProtocol) {
 		t.Errorf("a 2 GiB frame: %v", err)
 	}
-	for _, hello := range []string{"", "SIR", "XXXX\x01", "SIRP\x02"} {
+	for _, hello := range []string{"", "SIR", "XXXX\x02", "SIRP\x01", "SIRP\x03"} {
 		if err := readHello(strings.NewReader(hello)); !errors.Is(err, ErrProtocol) {
 			t.Errorf("greeting %q: %v", hello, err)
 		}
@@ -190,7 +204,8 @@ func FuzzDecode(f *testing.F) {
 			}
 			for i := range v.results {
 				a, b := v.results[i], w.results[i]
-				if !bytes.Equal(a.Value, b.Value) || a.Version != b.Version || a.Binary != b.Binary || (a.Err == nil) != (b.Err == nil) {
+				if !bytes.Equal(a.Value, b.Value) || a.Version != b.Version || a.Binary != b.Binary || (a.Err == nil) != (b.Err == nil) ||
+					a.Lease != b.Lease || a.LeaseID != b.LeaseID || a.Renewable != b.Renewable {
 					t.Fatalf("result %d: %+v became %+v", i, a, b)
 				}
 			}
@@ -202,7 +217,7 @@ func FuzzDecode(f *testing.F) {
 // resolver reports a broken stream in that format, quoting none of it.
 func TestServeReportsInFormat(t *testing.T) {
 	set, _ := encodeSettings(Settings{LogFormat: "json"})
-	in := append(append([]byte(Magic+"\x01"), set...), 0, 0, 0, 9, frameFetch, 'C', 'A', 'N', 'A', 'R', 'Y', 0xff, 0xff)
+	in := append(append([]byte(Magic+"\x02"), set...), 0, 0, 0, 9, frameFetch, 'C', 'A', 'N', 'A', 'R', 'Y', 0xff, 0xff)
 	var out, logs bytes.Buffer
 	err := Serve(bytes.NewReader(in), &out, nil, &logs)
 	if !errors.Is(err, ErrReported) {
@@ -211,7 +226,7 @@ func TestServeReportsInFormat(t *testing.T) {
 	if !strings.HasPrefix(logs.String(), `{"time":`) || !strings.Contains(logs.String(), "resolver protocol") || strings.Contains(logs.String(), "CANARY") {
 		t.Errorf("log %q: want one JSON line naming the protocol error, quoting nothing", logs.String())
 	}
-	if !bytes.HasPrefix(out.Bytes(), []byte(Magic+"\x01")) {
+	if !bytes.HasPrefix(out.Bytes(), []byte(Magic+"\x02")) {
 		t.Errorf("no greeting: %q", out.Bytes())
 	}
 }
@@ -251,7 +266,7 @@ func TestResultFields(t *testing.T) {
 	for f := range reflect.TypeFor[provider.Result]().Fields() {
 		names = append(names, f.Name)
 	}
-	if want := []string{"Value", "Version", "Binary", "FileValue", "Lease", "Err"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"Value", "Version", "Binary", "FileValue", "Lease", "LeaseID", "Renewable", "Err"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("provider.Result has the fields %v; the protocol carries %v", names, want)
 	}
 }

@@ -44,7 +44,10 @@ func Serve(in io.Reader, out io.Writer, stores map[provider.Kind]func(*options.O
 	o := &options.Options{LogFormat: set.LogFormat, LogLevel: set.LogLevel, GoogleProject: set.GoogleProject, Concurrency: set.Concurrency}
 	openers := make(map[provider.Kind]provider.Opener, len(stores))
 	for kind, opener := range stores {
-		openers[kind] = opener(o)
+		// One store per kind for the resolver's life: with refresh,
+		// checks, re-reads and lease renewals share its client and
+		// token (a Vault lease ends with the token that read it).
+		openers[kind] = provider.Keep(opener(o))
 	}
 	s := provider.Settings{
 		Log:   o.Logger(logw),
@@ -109,6 +112,9 @@ func noEOF(err error) error {
 // Result per target. It also reports whether the store is a Versioner.
 func fetch(open provider.Opener, s provider.Settings, req request) (rs []provider.Result, versioner bool) {
 	n := len(req.targets)
+	if req.op >= opRenewLease {
+		n = 1
+	}
 	if open == nil {
 		return provider.Failed(n, fmt.Errorf("the resolver was built without the %s store", req.kind)), false
 	}
@@ -128,7 +134,16 @@ func fetch(open provider.Opener, s provider.Settings, req request) (rs []provide
 		return provider.Failed(n, err), false
 	}
 	v, versioner := st.(provider.Versioner)
+	lr, leaser := st.(provider.Leaser)
 	switch {
+	case req.op >= opRenewLease && !leaser:
+		return provider.Failed(n, fmt.Errorf("the %s store has no leases", req.kind)), versioner
+	case req.op == opRenewLease:
+		rs = []provider.Result{leaseResult(lr.RenewLease(ctx, req.lease, time.Duration(min(req.number, 1<<62))))}
+	case req.op == opRevokeLease:
+		rs = []provider.Result{{Err: lr.RevokeLease(ctx, req.lease)}}
+	case req.op == opToken:
+		rs = []provider.Result{leaseResult(lr.Token(ctx, provider.TokenOp(req.number)))}
 	case req.op == opFetch:
 		rs = st.Fetch(ctx, req.targets)
 	case versioner:
@@ -144,3 +159,21 @@ func fetch(open provider.Opener, s provider.Settings, req request) (rs []provide
 
 // errClosed is the error of requests the connection ended under.
 var errClosed = errors.New("the resolver closed the connection")
+
+// loginWord is the Version of a token answer whose store can log in again.
+const loginWord = "login"
+
+// leaseResult carries a LeaseState as a Result: TTL as Lease, Renewable,
+// and Login as the Version "login".
+func leaseResult(ls provider.LeaseState) provider.Result {
+	r := provider.Result{Lease: max(ls.TTL, 0), Renewable: ls.Renewable, Err: ls.Err}
+	if ls.Login {
+		r.Version = loginWord
+	}
+	return r
+}
+
+// leaseState is leaseResult undone.
+func leaseState(r provider.Result) provider.LeaseState {
+	return provider.LeaseState{TTL: r.Lease, Renewable: r.Renewable, Login: r.Version == loginWord, Err: r.Err}
+}

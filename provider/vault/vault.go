@@ -31,6 +31,8 @@ type store struct {
 	revoke bool         // VAULT_REVOKE_TOKEN: revoke the token after reading
 	s      provider.Settings
 	mounts mountCache
+	// tokenMu serialises logging in (authenticate, lease.go's Token).
+	tokenMu sync.Mutex
 }
 
 // Open configures a Vault client from the environment. It does no network
@@ -91,12 +93,20 @@ func (st *store) Fetch(ctx context.Context, targets []provider.Target) []provide
 		if err := st.client.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
 			st.s.Log.Warn("vault: could not revoke the token (VAULT_REVOKE_TOKEN)", "reason", describe(st.client, err, "auth/token/revoke-self", "update"))
 		}
+		st.forgetToken()
 	}
 	return results
 }
 
-// authenticate sets the client's token, logging in when needed.
+// authenticate sets the client's token, logging in when needed: once per
+// store, which refresh keeps for the command's life (provider.Keep), so
+// that its leases stay those of one token (lease.go renews it).
 func (st *store) authenticate(ctx context.Context) error {
+	st.tokenMu.Lock()
+	defer st.tokenMu.Unlock()
+	if st.client.Token() != "" {
+		return nil
+	}
 	token, err := st.login.token(ctx, st.client)
 	if err != nil {
 		return err
@@ -183,9 +193,11 @@ func decode(secret *api.Secret, kv2 bool, path, version string) provider.Result 
 	}
 	res := provider.Result{Value: b, Version: served}
 	if secret.LeaseID != "" && secret.LeaseDuration > 0 {
-		// A dynamic secret: its credentials stop when the lease ends
-		// (KV reads have no lease; a lease id is never kept).
+		// A dynamic secret: its credentials stop when the lease ends,
+		// unless refresh renews it (KV reads have no lease). The id
+		// is a provider.LeaseID, which never prints.
 		res.Lease = time.Duration(secret.LeaseDuration) * time.Second
+		res.LeaseID, res.Renewable = provider.LeaseID(secret.LeaseID), secret.Renewable
 	}
 	return res
 }

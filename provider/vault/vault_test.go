@@ -538,10 +538,10 @@ func TestFetchLease(t *testing.T) {
 		{Kind: provider.Vault, Name: "database/creds/app"},
 		{Kind: provider.Vault, Name: "secret/app"},
 	})
-	if rs[0].Err != nil || rs[0].Lease != time.Hour {
-		t.Errorf("dynamic secret: lease %v, err %v; want 1h", rs[0].Lease, rs[0].Err)
+	if rs[0].Err != nil || rs[0].Lease != time.Hour || rs[0].LeaseID.Reveal() != "database/creds/app/AbC" || !rs[0].Renewable {
+		t.Errorf("dynamic secret: lease %v, renewable %v, err %v; want 1h, its id, renewable", rs[0].Lease, rs[0].Renewable, rs[0].Err)
 	}
-	if rs[1].Err != nil || rs[1].Lease != 0 {
+	if rs[1].Err != nil || rs[1].Lease != 0 || rs[1].LeaseID != "" {
 		t.Errorf("KV secret: lease %v, err %v; want none", rs[1].Lease, rs[1].Err)
 	}
 }

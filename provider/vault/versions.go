@@ -54,6 +54,7 @@ func (st *store) Versions(ctx context.Context, targets []provider.Target) []prov
 		if err := st.client.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
 			st.s.Log.Warn("vault: could not revoke the token (VAULT_REVOKE_TOKEN)", "reason", describe(st.client, err, "auth/token/revoke-self", "update"))
 		}
+		st.forgetToken()
 	}
 	return results
 }
