@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -35,6 +36,9 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 		return nil, code, nil
 	}
 	stores, closer := openStores(o, log)
+	if closer != nil {
+		startEarly(environ, o.Skip, detectJWE, stores)
+	}
 	cfg := provider.Config{
 		Stores:        stores,
 		Settings:      provider.Settings{Log: log},
@@ -104,6 +108,26 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 				return nil, 128 + int(sig), nil
 			}
 		}
+	}
+}
+
+// startEarly starts the resolver, when the environment holds a reference
+// to one of its stores, while this process parses and plans the
+// resolution: its start (copying it into a memfd, then its own runtime and
+// package initialisation) is the longest part of a resolution's fixed
+// cost. The engine's first Open of such a store waits for the same start.
+func startEarly(environ, skip []string, detectJWE bool, stores map[provider.Kind]provider.Opener) {
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		ref, ok, err := provider.Parse(value)
+		if !ok && detectJWE {
+			ref, ok, err = provider.ParseBare(value)
+		}
+		if !ok || err != nil || ref.Kind == provider.File || stores[ref.Kind] == nil || slices.Contains(skip, name) {
+			continue
+		}
+		go stores[ref.Kind](context.Background(), provider.Settings{})
+		return
 	}
 }
 

@@ -7,8 +7,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/secrets-init/secrets-init/internal/encrypt"
@@ -19,9 +23,14 @@ import (
 )
 
 func main() {
+	gcOn := gcOff()
 	// The split build's supervisor runs its subcommands that need more
 	// than it links here (see tools_split.go).
 	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "policy", "encrypt":
+			gcOn()
+		}
 		switch os.Args[1] {
 		case "policy":
 			os.Exit(policy.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
@@ -44,11 +53,42 @@ func main() {
 		fmt.Fprintf(os.Stderr, "secrets-init: resolver: %v\n", err)
 		os.Exit(1)
 	}
-	out := os.NewFile(uintptr(fd), "protocol")
+	out := &afterFirstAnswer{w: os.NewFile(uintptr(fd), "protocol"), f: gcOn}
 	if err := resolver.Serve(os.Stdin, out, stores.Openers, os.Stderr); err != nil {
 		if !errors.Is(err, resolver.ErrReported) { // before the settings said how to log
 			fmt.Fprintf(os.Stderr, "secrets-init: resolver: %v\n", err)
 		}
 		os.Exit(1)
 	}
+}
+
+// gcOff undoes what the supervisor set in this process's environment to
+// start it with the garbage collector off (resolver.GCVariable): the
+// variables go, so that no process the SDKs start (a credential_process)
+// inherits them. The function it returns turns the collector on, once.
+func gcOff() func() {
+	if os.Getenv(resolver.GCVariable) != "1" {
+		return func() {}
+	}
+	os.Unsetenv(resolver.GCVariable)
+	os.Unsetenv("GOGC")
+	var once sync.Once
+	return func() { once.Do(func() { debug.SetGCPercent(100) }) }
+}
+
+// afterFirstAnswer calls f once the first answer is written: the write
+// after the greeting. The collector stays off while the first request is
+// served (the resolver then exits, unless refresh keeps it).
+type afterFirstAnswer struct {
+	w      io.Writer
+	writes atomic.Int32
+	f      func()
+}
+
+func (a *afterFirstAnswer) Write(p []byte) (int, error) {
+	n, err := a.w.Write(p)
+	if a.writes.Add(1) == 2 {
+		a.f()
+	}
+	return n, err
 }
