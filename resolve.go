@@ -86,6 +86,16 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 				// command starts.
 				closer.Detach()
 			}
+			if err := closer.Crashed(); err != nil {
+				// One line, in this process's format, instead of one
+				// per variable; no value: the report was dropped.
+				if o.LogFormat == "json" {
+					log.Error("resolution failed; the command was not started", "err", err)
+				} else {
+					fmt.Fprintf(os.Stderr, "secrets-init: %v; the command was not started\n", err)
+				}
+				return nil, exitFailed, nil
+			}
 			if err := closer.StartError(); err != nil {
 				// One line, instead of one per variable: the fix is
 				// the same for all of them.
@@ -170,6 +180,7 @@ type storeCloser interface {
 	Detach()           // the resolution is over: end the resolver, for the reaper to collect
 	Kill()             // the resolution was aborted: kill it and wait for it
 	StartError() error // non-nil when the resolver was needed and could not start
+	Crashed() error    // non-nil when the resolver crashed (a panic or a fatal error)
 }
 
 // environment is the process environment merged with the --env-file

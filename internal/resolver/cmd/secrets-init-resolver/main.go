@@ -5,6 +5,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +17,11 @@ import (
 	"syscall"
 
 	"github.com/secrets-init/secrets-init/internal/encrypt"
+	"github.com/secrets-init/secrets-init/internal/options"
 	"github.com/secrets-init/secrets-init/internal/resolver"
 	"github.com/secrets-init/secrets-init/internal/stores"
 	"github.com/secrets-init/secrets-init/policy"
+	"github.com/secrets-init/secrets-init/provider"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,6 +41,9 @@ func main() {
 			os.Exit(encrypt.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 		}
 	}
+	// From here on os.Stderr is the supervisor's stderr (fd 3); fd 2 is
+	// left to the runtime's crash reports (resolver.SupervisorStderr).
+	stderr := resolver.SupervisorStderr()
 	// Signals are the supervisor's to handle: it kills the resolver when
 	// the resolution is aborted. Those a terminal sends to the whole
 	// foreground group must not end it first (the supervisor would see
@@ -47,19 +53,40 @@ func main() {
 	// to stderr, where it cannot corrupt it.
 	fd, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
 	if err == nil {
-		err = unix.Dup2(2, 1)
+		err = unix.Dup2(int(stderr.Fd()), 1)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "secrets-init: resolver: %v\n", err)
+		fmt.Fprintf(stderr, "secrets-init: resolver: %v\n", err)
 		os.Exit(1)
 	}
 	out := &afterFirstAnswer{w: os.NewFile(uintptr(fd), "protocol"), f: gcOn}
-	if err := resolver.Serve(os.Stdin, out, stores.Openers, os.Stderr); err != nil {
+	if err := resolver.Serve(os.Stdin, out, openers(), stderr); err != nil {
 		if !errors.Is(err, resolver.ErrReported) { // before the settings said how to log
-			fmt.Fprintf(os.Stderr, "secrets-init: resolver: %v\n", err)
+			fmt.Fprintf(stderr, "secrets-init: resolver: %v\n", err)
 		}
 		os.Exit(1)
 	}
+}
+
+// openers are the stores this resolver serves. Under
+// resolver.TestPanicVariable, for tests, each panics where nothing
+// recovers, on its first request, with the variable's value in the
+// panic's text.
+func openers() map[provider.Kind]func(*options.Options) provider.Opener {
+	v := os.Getenv(resolver.TestPanicVariable)
+	if v == "" {
+		return stores.Openers
+	}
+	m := map[provider.Kind]func(*options.Options) provider.Opener{}
+	for kind := range stores.Openers {
+		m[kind] = func(*options.Options) provider.Opener {
+			return func(context.Context, provider.Settings) (provider.Store, error) {
+				go panic("test panic: " + v)
+				select {}
+			}
+		}
+	}
+	return m
 }
 
 // gcOff undoes what the supervisor set in this process's environment to
