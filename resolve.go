@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -35,6 +36,9 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 		return nil, code, nil
 	}
 	stores, closer := openStores(o, log)
+	if closer != nil {
+		startEarly(environ, o.Skip, detectJWE, stores)
+	}
 	cfg := provider.Config{
 		Stores:        stores,
 		Settings:      provider.Settings{Log: log},
@@ -85,6 +89,16 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 				// command starts.
 				closer.Detach()
 			}
+			if err := closer.Crashed(); err != nil {
+				// One line, in this process's format, instead of one
+				// per variable; no value: the report was dropped.
+				if o.LogFormat == "json" {
+					log.Error("resolution failed; the command was not started", "err", err)
+				} else {
+					fmt.Fprintf(os.Stderr, "secrets-init: %v; the command was not started\n", err)
+				}
+				return nil, exitFailed, nil
+			}
 			if err := closer.StartError(); err != nil {
 				// One line, instead of one per variable: the fix is
 				// the same for all of them.
@@ -107,6 +121,26 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 				return nil, 128 + int(sig), nil
 			}
 		}
+	}
+}
+
+// startEarly starts the resolver, when the environment holds a reference
+// to one of its stores, while this process parses and plans the
+// resolution: its start (copying it into a memfd, then its own runtime and
+// package initialisation) is the longest part of a resolution's fixed
+// cost. The engine's first Open of such a store waits for the same start.
+func startEarly(environ, skip []string, detectJWE bool, stores map[provider.Kind]provider.Opener) {
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		ref, ok, err := provider.Parse(value)
+		if !ok && detectJWE {
+			ref, ok, err = provider.ParseBare(value)
+		}
+		if !ok || err != nil || ref.Kind == provider.File || stores[ref.Kind] == nil || slices.Contains(skip, name) {
+			continue
+		}
+		go stores[ref.Kind](context.Background(), provider.Settings{})
+		return
 	}
 }
 
@@ -149,6 +183,7 @@ type storeCloser interface {
 	Detach()           // the resolution is over: end the resolver, for the reaper to collect
 	Kill()             // the resolution was aborted: kill it and wait for it
 	StartError() error // non-nil when the resolver was needed and could not start
+	Crashed() error    // non-nil when the resolver crashed (a panic or a fatal error)
 }
 
 // environment is the process environment merged with the --env-file

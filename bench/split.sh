@@ -12,7 +12,8 @@
 #                              before internal/resolver was added)
 #
 # Environment: RUNS (pass-through runs, default 500), REFRUNS (runs per
-# reference count, default 11), GO.
+# reference count, default 11), SPLIT_BEFORE (a git revision: its split
+# build, made by its own scripts/build.sh, is one more column), GO.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -24,9 +25,16 @@ CGO_ENABLED=0 "$GO" build -trimpath -tags grpcnotrace -ldflags '-s -w' -o "$tmp/
 mkdir "$tmp/src"
 git archive "$before" | tar -x -C "$tmp/src"
 (cd "$tmp/src" && CGO_ENABLED=0 "$GO" build -trimpath -tags grpcnotrace -ldflags '-s -w' -o "$tmp/before" .)
-CGO_ENABLED=0 "$GO" build -trimpath -tags grpcnotrace -ldflags '-s -w' -o "$tmp/resolver" ./internal/resolver/cmd/secrets-init-resolver
+CGO_ENABLED=0 "$GO" build -trimpath -tags grpcnotrace -ldflags '-s -w -buildid=' -o "$tmp/resolver" ./internal/resolver/cmd/secrets-init-resolver
 
-builds=("split=$tmp/split" "single-process=$tmp/single" "before ($before)=$tmp/before")
+builds=("split=$tmp/split")
+if [ -n "${SPLIT_BEFORE:-}" ]; then
+	mkdir "$tmp/src-split"
+	git archive "$SPLIT_BEFORE" | tar -x -C "$tmp/src-split"
+	(cd "$tmp/src-split" && GO="$GO" scripts/build.sh "$tmp/split-before")
+	builds+=("split at $(git rev-parse --short "$SPLIT_BEFORE")=$tmp/split-before")
+fi
+builds+=("single-process=$tmp/single" "before ($before)=$tmp/before")
 if tini=$(command -v tini); then
 	builds+=("tini $($tini --version | awk '{print $3}')=$tini -s")
 else

@@ -30,7 +30,7 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$GO" build -trimpath -tags "$tags" -ldflags '-s -w' -o "$tmp/secrets-init-resolver" ./internal/resolver/cmd/secrets-init-resolver
+"$GO" build -trimpath -tags "$tags" -ldflags '-s -w -buildid=' -o "$tmp/secrets-init-resolver" ./internal/resolver/cmd/secrets-init-resolver
 printf '{"Replace":{"%s/internal/resolver/bin/secrets-init-resolver":"%s/secrets-init-resolver"}}\n' "$(pwd)" "$tmp" >"$tmp/overlay.json"
 "$GO" build -trimpath -tags "$tags embedresolver" -overlay "$tmp/overlay.json" -ldflags "$ldflags" -o "$out" .
 

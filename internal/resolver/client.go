@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,6 +45,8 @@ type Client struct {
 	versioner map[provider.Kind]bool
 	broken    error         // the connection failed: every later request fails with it
 	readEnd   chan struct{} // closed when the reader is done
+	crashEnd  chan struct{} // closed when the crash channel is (start_fds.go)
+	crashed   atomic.Bool   // the resolver's runtime reported a crash
 
 	wmu sync.Mutex // one frame at a time on w
 }
@@ -162,13 +165,21 @@ func (c *Client) launch() error {
 		reqW.Close()
 		return err
 	}
+	crashR, crashW, err := os.Pipe()
+	if err != nil {
+		reqR.Close()
+		reqW.Close()
+		respR.Close()
+		respW.Close()
+		return err
+	}
 	env := c.env
 	if env == nil {
 		env = os.Environ()
 	}
 	attr := &os.ProcAttr{
 		Env:   env,
-		Files: []*os.File{reqR, respW, c.Stderr},
+		Files: []*os.File{reqR, respW, crashW, c.Stderr}, // see start_fds.go
 		// A process group of its own, so that the signals a terminal
 		// sends to the foreground group (Ctrl-C, Ctrl-\) reach only the
 		// supervisor, which acts on them (its main ignores them too,
@@ -180,12 +191,15 @@ func (c *Client) launch() error {
 	proc, err := startImage(c.image, c.embedded, []string{argv0}, attr, os.Getenv(TestStartVariable), &info)
 	reqR.Close()
 	respW.Close()
+	crashW.Close()
 	if err != nil {
 		reqW.Close()
 		respR.Close()
+		crashR.Close()
 		return err
 	}
-	c.proc, c.w, c.readEnd = proc, reqW, make(chan struct{})
+	c.proc, c.w, c.readEnd, c.crashEnd = proc, reqW, make(chan struct{}), make(chan struct{})
+	go c.drainCrash(crashR)
 	if c.Log != nil {
 		c.Log.Debug("resolver started", "pid", proc.Pid, "from", info.from, "bytes", len(c.image), "sendfile", info.sendfile,
 			"copy", info.copied.Round(time.Microsecond), "exec", info.started.Round(time.Microsecond))
@@ -239,6 +253,9 @@ func (c *Client) read(f *os.File) {
 	}
 	if errors.Is(err, os.ErrClosed) || err == nil || err == io.EOF {
 		err = errClosed
+	}
+	if cerr := c.crashErr(); cerr != nil {
+		err = cerr
 	}
 	c.failAll(fmt.Errorf("the resolver stopped: %w", err))
 }

@@ -38,9 +38,10 @@ func TestMain(m *testing.M) {
 			project = o.GoogleProject
 			return google(o)
 		}
-		if err := Serve(os.Stdin, os.Stdout, stores, os.Stderr); err != nil {
+		stderr := SupervisorStderr()
+		if err := Serve(os.Stdin, os.Stdout, stores, stderr); err != nil {
 			if !errors.Is(err, ErrReported) {
-				fmt.Fprintf(os.Stderr, "secrets-init: resolver: %v\n", err)
+				fmt.Fprintf(stderr, "secrets-init: resolver: %v\n", err)
 			}
 			os.Exit(1)
 		}
@@ -67,6 +68,9 @@ var testStores = map[provider.Kind]provider.Opener{
 					os.Exit(3)
 				case "panic":
 					panic(canary)
+				case "crash-panic": // where no recover is
+					go panic(canary)
+					select {}
 				case "project":
 					rs[i].Value = []byte(project)
 				case "log":

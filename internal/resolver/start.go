@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -37,6 +38,7 @@ func (e *StartError) Error() string {
 // executable, and its pages are dropped from this process's memory once
 // copied.
 func startImage(image string, drop bool, argv []string, attr *os.ProcAttr, mode string, info *startInfo) (*os.Process, error) {
+	attr.Env = withoutGC(attr.Env)
 	data := unsafe.Slice(unsafe.StringData(image), len(image))
 	var src *os.File // the executable holding data, to copy it from in the kernel
 	if drop {
@@ -69,6 +71,28 @@ func startImage(image string, drop bool, argv []string, attr *os.ProcAttr, mode 
 	}
 	se.File = err
 	return nil, se
+}
+
+// GCVariable is set, to 1, in the environment of a resolver started with
+// its garbage collector off (GOGC=off), as withoutGC does: its package
+// initialisation allocates 4 MB, which would start a collection before
+// main (1-2 ms of a 2-core machine). Its main unsets both variables, and
+// turns the collector on once it has given its first answer
+// (cmd/secrets-init-resolver).
+const GCVariable = "SECRETS_INIT_RESOLVER_GC"
+
+// withoutGC returns env with GOGC=off and GCVariable, unless it sets GOGC
+// already: the user's setting is then the resolver's too.
+func withoutGC(env []string) []string {
+	if env == nil { // os.StartProcess's default
+		env = os.Environ()
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, GCVariable+"=") {
+			return env
+		}
+	}
+	return append(env[:len(env):len(env)], "GOGC=off", GCVariable+"=1")
 }
 
 // memfdName is the memfd's name, as /proc/PID/exe shows it
