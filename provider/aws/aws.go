@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/secrets-init/secrets-init/provider"
 )
@@ -227,6 +229,21 @@ func answer(want map[string]int, res []provider.Result, r provider.Result, keys 
 			return
 		}
 	}
+}
+
+// sdkLogger takes the SDK's own log lines (warnings, such as a response
+// without a checksum it could validate) into secrets-init's log, in its
+// format, instead of the SDK's plain "SDK <time> WARN" lines on stderr.
+// With ClientLogMode off, as here, the SDK logs no request or response
+// content.
+type sdkLogger struct{ log *slog.Logger }
+
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	level := slog.LevelDebug
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), level, "AWS SDK: "+strings.Join(strings.Fields(fmt.Sprintf(format, v...)), " "))
 }
 
 // logger returns the settings' logger, or one that discards.
