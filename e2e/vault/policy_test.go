@@ -5,7 +5,7 @@ package vault_test
 // policy, which grants no secret) can read exactly the referenced paths
 // (sys/capabilities-self), and secrets-init resolves the manifest's
 // references with that token. (The grants of jwe: values encrypted to
-// transit keys are checked in e2e/transit, on Vault's own transit engine.)
+// transit keys are checked in e2e/vaultengines, on Vault's own transit engine.)
 
 import (
 	"bytes"

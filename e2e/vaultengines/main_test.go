@@ -1,15 +1,18 @@
-// Package transit_test runs the built secrets-init binary against a real,
-// in-memory Vault (vault.TestCoreUnsealedWithConfig served by
-// vaulthttp.TestServer) with Vault's own transit secrets engine: jwe:
-// values whose content key is wrapped with a transit RSA key
-// (hcvault://MOUNT/keys/NAME/versions/N).
+// Package vaultengines_test runs the built secrets-init binary against a
+// real, in-memory Vault (vault.TestCoreUnsealedWithConfig served by
+// vaulthttp.TestServer) with Vault's own secrets engines mounted for real:
+// transit, for jwe: values whose content key is wrapped with a transit
+// RSA key (hcvault://MOUNT/keys/NAME/versions/N), and pki, for the write
+// form >>vault:pki/issue/ROLE#KEY#JSON_BODY and the re-issue of its
+// certificate under refresh.
 //
 // It is a module of its own, apart from e2e/vault, because of versions:
-// builtin/logical/transit compiles only against the sdk its Vault release
-// was cut with, and the newest release whose transit (and pki) compiles
-// against a published github.com/hashicorp/vault/sdk is v1.19.5, with sdk
-// v0.18.0. e2e/vault follows newer Vault releases for the auth plugins.
-package transit_test
+// builtin/logical/transit and builtin/logical/pki compile only against the
+// sdk their Vault release was cut with, and the newest release whose
+// transit and pki compile against a published github.com/hashicorp/vault/sdk
+// is v1.19.5, with sdk v0.18.0 (v1.21.4's pki needs sdk v0.21.0, its core
+// v0.20.0). e2e/vault follows newer Vault releases for the auth plugins.
+package vaultengines_test
 
 import (
 	"bytes"

@@ -1,218 +1,42 @@
-// Package vaultpki_test runs the built secrets-init binary (the split
-// build: the Vault store runs in the resolver) against Vault's real PKI
-// secrets engine, github.com/hashicorp/vault/builtin/logical/pki of Vault
-// v1.21.4, to test the write form >>vault:PATH#KEY#JSON_BODY.
-//
-// Why a module of its own, and no Vault core: v1.21.4's pki engine builds
-// only against sdk v0.21.0, and Vault's core (package vault, which
-// e2e/vault runs) only against v0.20.0; no published sdk builds both. So
-// this module serves the engine through a small HTTP front (pkiServer)
-// that does for a request what Vault's router does for a logical request
-// on a mount: the method gives the operation (GET read, PUT/POST update,
-// or create when the engine's existence check finds nothing), the answer
-// is Vault's JSON (data, lease, warnings; errors as {"errors": [...]} with
-// the status logical.RespondErrorCommon gives). Every certificate and key
-// comes from the engine's own code. Tokens and policies are Vault core's:
-// the denied write is tested against the real core in e2e/vault.
-package vaultpki_test
+package vaultengines_test
+
+// The Vault write form >>vault:PATH#KEY#JSON_BODY on Vault's own PKI
+// secrets engine (builtin/logical/pki of v1.19.5), mounted for real at
+// pki/ in the in-memory core: tokens, policies, the router and the HTTP
+// layer are Vault's.
 
 import (
-	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/vault/builtin/logical/pki"
-	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/api"
 )
 
-// bin is the secrets-init binary under test.
-var bin string
+// issuePath is the write path of the role web, as the proxy records it.
+const issuePath = "/v1/pki/issue/web"
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "secrets-init-e2e-pki")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = filepath.Join(dir, "secrets-init")
-	build := exec.Command("scripts/build.sh", bin)
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building secrets-init: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-const token = "hvs.pki-e2e-token"
-
-// pkiServer serves the real PKI engine mounted at pki/, recording every
-// request that reaches it.
-type pkiServer struct {
-	backend logical.Backend
-	storage logical.Storage
-	url     string
-
-	mu   sync.Mutex
-	reqs []string // "METHOD path"
-}
-
-func newPKI(t *testing.T) *pkiServer {
+// setupCA mounts pki/, makes a root CA and the role web (any name under
+// example.com, for at most roleMax, an EC P-256 key), and returns the
+// CA's certificate and a token that may issue from any role of pki/ (and
+// holds Vault's default policy).
+func (s *server) setupCA(t *testing.T, roleMax string) (*x509.Certificate, string) {
 	t.Helper()
-	ctx := t.Context()
-	storage := &logical.InmemStorage{}
-	conf := &logical.BackendConfig{
-		StorageView: storage,
-		Logger:      hclog.NewNullLogger(),
-		System:      &logical.StaticSystemView{DefaultLeaseTTLVal: 24 * time.Hour, MaxLeaseTTLVal: 10 * 365 * 24 * time.Hour},
-		BackendUUID: "e2e-pki",
-		Config:      map[string]string{},
-	}
-	b, err := pki.Factory(ctx, conf)
-	if err != nil {
+	if err := s.root.Sys().Mount("pki", &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "87600h"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Initialize(ctx, &logical.InitializationRequest{Storage: storage}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Cleanup(context.Background()) })
-	s := &pkiServer{backend: b, storage: storage}
-	srv := httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(srv.Close)
-	s.url = srv.URL
-	return s
-}
-
-// serve answers /v1/pki/... as Vault's HTTP layer and router would.
-func (s *pkiServer) serve(w http.ResponseWriter, r *http.Request) {
-	path, ok := strings.CutPrefix(r.URL.Path, "/v1/pki/")
-	s.mu.Lock()
-	s.reqs = append(s.reqs, r.Method+" "+strings.TrimPrefix(r.URL.Path, "/v1/"))
-	s.mu.Unlock()
-	if !ok {
-		respondError(w, http.StatusNotFound, "no handler for route")
-		return
-	}
-	if r.Header.Get("X-Vault-Token") != token {
-		respondError(w, http.StatusForbidden, "permission denied")
-		return
-	}
-	var data map[string]any
-	if r.Method == http.MethodPut || r.Method == http.MethodPost {
-		dec := json.NewDecoder(r.Body)
-		dec.UseNumber()
-		if err := dec.Decode(&data); err != nil && !errors.Is(err, io.EOF) {
-			respondError(w, http.StatusBadRequest, "failed to parse JSON input")
-			return
-		}
-	}
-	status, body := s.handle(r.Context(), r.Method, path, data)
-	w.Header().Set("Content-Type", "application/json")
-	if body == nil {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	w.WriteHeader(status)
-	w.Write(body)
-}
-
-// handle runs one logical request on the engine.
-func (s *pkiServer) handle(ctx context.Context, method, path string, data map[string]any) (int, []byte) {
-	req := &logical.Request{Path: path, Data: data, Storage: s.storage, MountPoint: "pki/", MountType: "pki", ClientToken: token}
-	switch method {
-	case http.MethodGet:
-		req.Operation = logical.ReadOperation
-	case http.MethodPut, http.MethodPost:
-		req.Operation = logical.UpdateOperation
-		if found, exists, err := s.backend.HandleExistenceCheck(ctx, req); err == nil && found && !exists {
-			req.Operation = logical.CreateOperation
-		}
-	case http.MethodDelete:
-		req.Operation = logical.DeleteOperation
-	default:
-		return http.StatusMethodNotAllowed, errorBody("unsupported method")
-	}
-	resp, err := s.backend.HandleRequest(ctx, req)
-	if code, rerr := logical.RespondErrorCommon(req, resp, err); code != 0 && rerr != nil {
-		return code, errorBody(rerr.Error())
-	}
-	if resp == nil {
-		return http.StatusNoContent, nil
-	}
-	out := map[string]any{"request_id": "e2e", "lease_id": "", "renewable": false, "lease_duration": 0, "data": resp.Data, "warnings": resp.Warnings}
-	if resp.Secret != nil {
-		out["lease_id"] = "pki/" + path + "/" + resp.Secret.LeaseID
-		out["renewable"] = resp.Secret.Renewable
-		out["lease_duration"] = int(resp.Secret.TTL.Seconds())
-	}
-	b, _ := json.Marshal(out)
-	return http.StatusOK, b
-}
-
-func errorBody(msg string) []byte {
-	b, _ := json.Marshal(map[string]any{"errors": []string{msg}})
-	return b
-}
-
-func respondError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	w.Write(errorBody(msg))
-}
-
-// do runs a request on the engine directly (setup; not recorded).
-func (s *pkiServer) do(t *testing.T, method, path string, data map[string]any) map[string]any {
-	t.Helper()
-	if data != nil {
-		b, _ := json.Marshal(data)
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.UseNumber()
-		data = nil
-		dec.Decode(&data)
-	}
-	code, body := s.handle(t.Context(), method, path, data)
-	if code != http.StatusOK && code != http.StatusNoContent {
-		t.Fatalf("%s pki/%s: %d %s", method, path, code, body)
-	}
-	var out struct{ Data map[string]any }
-	json.Unmarshal(body, &out)
-	return out.Data
-}
-
-// requests returns and forgets the recorded requests.
-func (s *pkiServer) requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.reqs
-	s.reqs = nil
-	return r
-}
-
-// setupCA makes a root CA and the role web (any name under example.com,
-// for at most two hours), and returns the CA's certificate.
-func (s *pkiServer) setupCA(t *testing.T) *x509.Certificate {
-	t.Helper()
-	root := s.do(t, http.MethodPost, "root/generate/internal", map[string]any{"common_name": "E2E Root CA", "ttl": "87600h", "key_type": "ec", "key_bits": 256})
-	s.do(t, http.MethodPost, "roles/web", map[string]any{"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "2h", "key_type": "ec", "key_bits": 256})
-	return parseCert(t, fmt.Sprint(root["certificate"]))
+	root := s.write(t, "pki/root/generate/internal", map[string]any{"common_name": "E2E Root CA", "ttl": "87600h", "key_type": "ec", "key_bits": 256})
+	s.write(t, "pki/roles/web", map[string]any{"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": roleMax, "key_type": "ec", "key_bits": 256})
+	tok := s.token(t, "pki-issue", `path "pki/issue/*" { capabilities = ["update"] }`)
+	s.requests()
+	return parseCert(t, fmt.Sprint(root.Data["certificate"])), tok
 }
 
 func parseCert(t *testing.T, s string) *x509.Certificate {
@@ -228,46 +52,23 @@ func parseCert(t *testing.T, s string) *x509.Certificate {
 	return c
 }
 
-// result is one run of secrets-init.
-type result struct {
+// shResult is one run of secrets-init [flags] -- sh -c SCRIPT.
+type shResult struct {
 	stdout, stderr string
 	code           int
 }
 
-// run runs secrets-init [flags] -- sh -c script with an environment built
-// from scratch: PATH, HOME, VAULT_ADDR, VAULT_TOKEN and vars.
-func (s *pkiServer) run(t *testing.T, vars map[string]string, script string, flags ...string) result {
+// runSh runs secrets-init [flags] -- sh -c script with an environment
+// built from scratch: PATH, HOME, VAULT_ADDR (the proxy), VAULT_TOKEN tok
+// and vars.
+func (s *server) runSh(t *testing.T, tok string, vars map[string]string, script string, flags ...string) shResult {
 	t.Helper()
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "VAULT_ADDR=" + s.url, "VAULT_TOKEN=" + token}
+	env := map[string]string{"VAULT_TOKEN": tok}
 	for k, v := range vars {
-		env = append(env, k+"="+v)
+		env[k] = v
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append(flags, "--", "sh", "-c", script)...)
-	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("running secrets-init: %v", err)
-	}
-	return r
-}
-
-func count(reqs []string, want string) int {
-	n := 0
-	for _, r := range reqs {
-		if r == want {
-			n++
-		}
-	}
-	return n
+	out, stderr, code := s.secretsInit(t, env, "", append(flags, "--", "sh", "-c", script)...)
+	return shResult{out, stderr, code}
 }
 
 // TestIssueOneCertificate: TLS_CERT and TLS_KEY (as files) and TLS_CA
@@ -275,11 +76,10 @@ func count(reqs []string, want string) int {
 // certificate's, the CA signed it, and the start-up warning names when it
 // expires. No PEM reaches stderr.
 func TestIssueOneCertificate(t *testing.T) {
-	s := newPKI(t)
-	ca := s.setupCA(t)
-	s.requests()
+	s := newServer(t)
+	ca, tok := s.setupCA(t, "2h")
 	body := `{"common_name":"web.example.com","ttl":"1h"}`
-	r := s.run(t, map[string]string{
+	r := s.runSh(t, tok, map[string]string{
 		"TLS_CERT": `>>vault:pki/issue/web#certificate#` + body + `?file`,
 		"TLS_KEY":  `>>vault:pki/issue/web#private_key#{ "ttl": "1h", "common_name": "web.example.com" }?file`,
 		"TLS_CA":   `>>vault:pki/issue/web#issuing_ca#` + body,
@@ -287,7 +87,7 @@ func TestIssueOneCertificate(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
 	}
-	if n := count(s.requests(), "PUT pki/issue/web"); n != 1 {
+	if n := count(s.requests(), "PUT", issuePath); n != 1 {
 		t.Fatalf("%d issue calls, want exactly 1", n)
 	}
 	lines := strings.SplitN(r.stdout, "\n", 3)
@@ -342,10 +142,9 @@ func TestIssueOneCertificate(t *testing.T) {
 // reaches stderr.
 func TestIssueErrors(t *testing.T) {
 	const canary = "CANARY-pki-9d2e"
-	s := newPKI(t)
-	s.setupCA(t)
-	s.requests()
-	r := s.run(t, map[string]string{
+	s := newServer(t)
+	_, tok := s.setupCA(t, "2h")
+	r := s.runSh(t, tok, map[string]string{
 		"NO_ROLE": `>>vault:pki/issue/nope#certificate#{"common_name":"a.example.com","alt_names":"` + canary + `.example.com"}`,
 		"REFUSED": `>>vault:pki/issue/web#certificate#{"common_name":"` + canary + `.example.org"}?file`,
 	}, "true")
@@ -370,7 +169,7 @@ func TestIssueErrors(t *testing.T) {
 		t.Errorf("%d requests, want one per write (2)", n)
 	}
 
-	r = s.run(t, map[string]string{"BAD": `>>vault:pki/issue/web#certificate#{"common_name":"` + canary + `"`}, "true")
+	r = s.runSh(t, tok, map[string]string{"BAD": `>>vault:pki/issue/web#certificate#{"common_name":"` + canary + `"`}, "true")
 	if r.code != 125 || !strings.Contains(lineOf(r.stderr, "BAD"), "not a complete JSON object") || strings.Contains(r.stderr, canary) {
 		t.Errorf("bad body: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
@@ -382,10 +181,9 @@ func TestIssueErrors(t *testing.T) {
 // TestCheckShowsNoBody: `secrets-init check` names the write target with
 // the body's member names only.
 func TestCheckShowsNoBody(t *testing.T) {
-	s := newPKI(t)
-	s.setupCA(t)
-	s.requests()
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "VAULT_ADDR=" + s.url, "VAULT_TOKEN=" + token,
+	s := newServer(t)
+	_, tok := s.setupCA(t, "2h")
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "VAULT_ADDR=" + s.proxy, "VAULT_TOKEN=" + tok,
 		`TLS_KEY=>>vault:pki/issue/web#private_key#{"common_name":"secret-name.example.com"}?file`}
 	cmd := exec.Command(bin, "check")
 	cmd.Env = env
