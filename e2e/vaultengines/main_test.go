@@ -17,8 +17,10 @@ package vaultengines_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -47,6 +49,10 @@ const canary = "CANARY-5d2e81"
 var bin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childVar) == "reader" { // the command of TestReissue
+		reader()
+		return
+	}
 	dir, err := os.MkdirTemp("", "secrets-init-e2e-transit")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -71,8 +77,9 @@ type server struct {
 	root  *api.Client // talks to Vault directly, as root
 	proxy string      // VAULT_ADDR for secrets-init
 
-	mu   sync.Mutex
-	reqs []request
+	mu      sync.Mutex
+	reqs    []request
+	serials []string // of the certificates issued through the proxy, in order
 }
 
 type request struct{ method, path string }
@@ -100,6 +107,26 @@ func newServer(t *testing.T) *server {
 	}
 	target, _ := url.Parse(addr)
 	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(r *http.Response) error {
+		if r.Request.Method != http.MethodPut || !strings.Contains(r.Request.URL.Path, "/issue/") || r.StatusCode != http.StatusOK {
+			return nil
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		var answer struct {
+			Data struct {
+				Serial string `json:"serial_number"`
+			}
+		}
+		json.Unmarshal(b, &answer)
+		s.mu.Lock()
+		s.serials = append(s.serials, answer.Data.Serial)
+		s.mu.Unlock()
+		return nil
+	}
 	px := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.reqs = append(s.reqs, request{r.Method, r.URL.Path})
@@ -118,6 +145,13 @@ func (s *server) requests() []request {
 	r := s.reqs
 	s.reqs = nil
 	return r
+}
+
+// issued returns the serial numbers of the certificates issued so far.
+func (s *server) issued() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.serials...)
 }
 
 // count is how many recorded requests had method and path.
