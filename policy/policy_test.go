@@ -214,7 +214,7 @@ func TestVaultPaths(t *testing.T) {
 		`"database/creds/report"`,                                          // a dynamic secret, as written
 		`"kv/data/dev/api"`, `"kv/data/dev/queue"`, `"kv/data/prod/queue"`, // --vault-kv2 kv
 		`"kv/metadata/dev/api"`, `"kv/metadata/dev/queue"`, `"kv/metadata/prod/queue"`, // --refresh
-		`"secret/data/signing"`, // not a --vault-kv2 mount: as written
+		`"secret/data/signing"`,                     // not a --vault-kv2 mount: as written
 		`"sys/leases/renew"`, `"sys/leases/revoke"`, // --refresh, for the paths that may be dynamic
 	}
 	if !slices.Equal(paths, want) {
