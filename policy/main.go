@@ -66,7 +66,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&req.AzureSubscription, "azure-subscription", "", "subscription `ID` of the key vaults")
 	fs.StringVar(&req.AzureGroup, "azure-resource-group", "", "resource `GROUP` of the key vaults")
 	fs.Var(&kv2, "vault-kv2", "`MOUNT` is a KV v2 engine: grant MOUNT/data/PATH (repeatable)")
-	fs.BoolVar(&req.Refresh, "refresh", false, "also grant what --refresh's change checks need (DescribeSecret, KV v2 metadata)")
+	fs.BoolVar(&req.Refresh, "refresh", false, "also grant what --refresh needs (DescribeSecret, KV v2 metadata, Vault's sys/leases/renew and revoke)")
 	fs.BoolVar(&help, "help", false, "print this help")
 	fs.BoolVar(&help, "h", false, "print this help")
 

@@ -214,13 +214,57 @@ func TestVaultPaths(t *testing.T) {
 		`"database/creds/report"`,                                          // a dynamic secret, as written
 		`"kv/data/dev/api"`, `"kv/data/dev/queue"`, `"kv/data/prod/queue"`, // --vault-kv2 kv
 		`"kv/metadata/dev/api"`, `"kv/metadata/dev/queue"`, `"kv/metadata/prod/queue"`, // --refresh
-		`"secret/data/signing"`, // not a --vault-kv2 mount: as written
+		`"secret/data/signing"`,                     // not a --vault-kv2 mount: as written
+		`"sys/leases/renew"`, `"sys/leases/revoke"`, // --refresh, for the paths that may be dynamic
 	}
 	if !slices.Equal(paths, want) {
 		t.Errorf("paths %q, want %q", paths, want)
 	}
-	if n := strings.Count(out, `capabilities = ["read"]`); n != len(want) {
-		t.Errorf("%d read grants, want %d:\n%s", n, len(want), out)
+	if n := strings.Count(out, `capabilities = ["read"]`); n != len(want)-2 {
+		t.Errorf("%d read grants, want %d:\n%s", n, len(want)-2, out)
+	}
+	if n := strings.Count(out, `capabilities = ["update"]`); n != 2 {
+		t.Errorf("%d update grants, want 2 (sys/leases/renew and revoke):\n%s", n, out)
+	}
+}
+
+// TestVaultRefreshLeases: --refresh grants "update" on sys/leases/renew
+// and sys/leases/revoke (once per policy) when a Vault reference may come
+// with a lease — any path but one under a --vault-kv2 mount, and a write —
+// and never without --refresh, for KV v2 paths alone, or without Vault
+// references.
+func TestVaultRefreshLeases(t *testing.T) {
+	leases := "path \"sys/leases/renew\" {\n  capabilities = [\"update\"]\n}\n\npath \"sys/leases/revoke\" {\n  capabilities = [\"update\"]\n}\n"
+	for _, c := range []struct {
+		name  string
+		env   string
+		flags []string
+		want  bool
+	}{
+		{"dynamic", "A=vault:database/creds/app#username\nB=vault:database/creds/app#password\nC=vault:database/creds/other#password\n", []string{"--refresh"}, true},
+		{"dynamic without --refresh", "A=vault:database/creds/app#username\n", nil, false},
+		{"KV v1 or unknown mount", "A=vault:secret/app#token\n", []string{"--refresh"}, true},
+		{"KV v2 only", "A=vault:kv/app#token\nB=vault:kv/data/other#token\n", []string{"--refresh", "--vault-kv2", "kv"}, false},
+		{"KV v2 and dynamic", "A=vault:kv/app#token\nB=vault:database/creds/app#password\n", []string{"--refresh", "--vault-kv2", "kv"}, true},
+		{"write", "CERT=>>vault:pki/issue/web#certificate#{\"common_name\":\"web.example.com\"}?file\n", []string{"--refresh"}, true},
+		{"no Vault reference", "A=aws:ssm:/app/x\nB=secretfile:/run/secrets/x\n", []string{"--refresh"}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := filepath.Join(t.TempDir(), "app.env")
+			if err := os.WriteFile(env, []byte(c.env), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, stderr, code := run(t, "", append([]string{"-f", env, "--format", "vault", "--group-by", "none", "--aws-region", "eu-west-1", "--aws-account", "111122223333"}, c.flags...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if got := strings.Count(out, "sys/leases/"); c.want && (got != 2 || !strings.HasSuffix(out, leases)) || !c.want && got != 0 {
+				t.Errorf("lease grants: got %d, want them: %v\n%s", got, c.want, out)
+			}
+			if strings.Contains(out, "sys/leases/lookup") || strings.Contains(out, "auth/token") {
+				t.Errorf("grants what Vault's default policy has:\n%s", out)
+			}
+		})
 	}
 }
 

@@ -227,7 +227,8 @@ func (o *Options) vault(ref provider.Ref) ([]grant, error) {
 		// A write (>>vault:) goes to its path as written, whatever the
 		// mount: Vault asks "update" of it, or "create" where nothing
 		// exists there yet (paths with an existence check).
-		return []grant{{Store: storeVault, Action: "create", Resource: p}, {Store: storeVault, Action: "update", Resource: p}}, nil
+		gs := []grant{{Store: storeVault, Action: "create", Resource: p}, {Store: storeVault, Action: "update", Resource: p}}
+		return append(gs, o.leaseGrants()...), nil
 	}
 	mount, rest := "", ""
 	for _, m := range o.VaultKV2 {
@@ -237,7 +238,7 @@ func (o *Options) vault(ref provider.Ref) ([]grant, error) {
 		}
 	}
 	if mount == "" {
-		return []grant{{Store: storeVault, Action: "read", Resource: p}}, nil
+		return append([]grant{{Store: storeVault, Action: "read", Resource: p}}, o.leaseGrants()...), nil
 	}
 	rest = strings.TrimPrefix(rest, "data/")
 	gs := []grant{{Store: storeVault, Action: "read", Resource: mount + "/data/" + rest}}
@@ -245,6 +246,26 @@ func (o *Options) vault(ref provider.Ref) ([]grant, error) {
 		gs = append(gs, grant{Store: storeVault, Action: "read", Resource: mount + "/metadata/" + rest})
 	}
 	return gs, nil
+}
+
+// leaseGrants are what --refresh's lease management needs for a Vault
+// path that may be dynamic: offline, only a path under a --vault-kv2
+// mount is known to come without a lease (a database/creds/ROLE, a KV v1
+// path and a write's answer may all carry one). secrets-init renews a
+// lease at sys/leases/renew and revokes the one a re-read superseded at
+// sys/leases/revoke, both with the "update" capability on the path itself
+// (the lease id is in the body). Vault's default policy already grants
+// sys/leases/renew (and the token's own auth/token/lookup-self and
+// renew-self), but not sys/leases/revoke; renew is granted here too, for
+// tokens made without the default policy.
+func (o *Options) leaseGrants() []grant {
+	if !o.Refresh {
+		return nil
+	}
+	return []grant{
+		{Store: storeVault, Action: "update", Resource: "sys/leases/renew"},
+		{Store: storeVault, Action: "update", Resource: "sys/leases/revoke"},
+	}
 }
 
 func (o *Options) google(ref provider.Ref) ([]grant, error) {

@@ -339,11 +339,16 @@ func TestLeasesLoginAgain(t *testing.T) {
 	poll(t, "a new login, new credentials and the old lease's revocation", func() bool {
 		return strings.Contains(read(), "revoke user-1")
 	}, diag)
-	var lines []string // the command's and the revocations' events (not the engine's reads)
+	// The command's lines and the revocations, without the engine's reads
+	// (which interleave with them), in order.
+	var lines []string
 	for _, l := range strings.Split(strings.TrimSpace(read()), "\n") {
 		if !strings.HasPrefix(l, "read ") {
 			lines = append(lines, l)
 		}
+	}
+	if n := strings.Count(read(), "read user-"); n < 2 {
+		t.Errorf("events %q: %d reads of the dynamic secret, want one at start and one after the new login", read(), n)
 	}
 	if len(lines) < 3 || lines[0] != "start user-1" || lines[1] != "stop user-1" || !strings.Contains(read(), "start user-2") {
 		t.Errorf("events %q: want start user-1, stop user-1, start user-2, revoke user-1", lines)

@@ -5,11 +5,13 @@ package vault_test
 // policy, which grants no secret) can read exactly the referenced paths
 // (sys/capabilities-self), and secrets-init resolves the manifest's
 // references with that token. (The grants of jwe: values encrypted to
-// transit keys are checked in e2e/transit, on Vault's own transit engine.)
+// transit keys are checked in e2e/vaultengines, on Vault's own transit engine.)
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,9 +160,10 @@ func TestPolicy(t *testing.T) {
 	// A reference that is not in the manifest is refused with that token.
 	s.run(t, map[string]string{"VAULT_TOKEN": c.Token(), "X": "vault:kv/private#key"}).failed(t, "X", "permission denied")
 
-	// --refresh adds the KV v2 metadata paths (the version checks), nothing
-	// else.
-	refreshed := s.tokenWith(t, "generated-refresh", generate(t, append([]string{"-f", deploy, "--format", "vault", "--group-by", "none", "--refresh"}, kv2...)...))
+	// --refresh adds the KV v2 metadata paths (the version checks) and,
+	// for the dynamic secret, the lease calls; nothing else.
+	refreshPolicy := generate(t, append([]string{"-f", deploy, "--format", "vault", "--group-by", "none", "--refresh"}, kv2...)...)
+	refreshed := s.tokenWith(t, "generated-refresh", refreshPolicy)
 	got := capabilities(t, refreshed, append(append([]string{"kv/metadata/app", "team/a/kv/metadata/svc"}, granted...), "kv/metadata/private", "kv/data/private"))
 	for p, caps := range got {
 		want := "read"
@@ -170,6 +173,39 @@ func TestPolicy(t *testing.T) {
 		if caps != want {
 			t.Errorf("--refresh: %s: %q, want %q", p, caps, want)
 		}
+	}
+	// The lease calls: renew and revoke with --refresh, nothing wider;
+	// without it, renew only (Vault's default policy) and no revoke.
+	leasePaths := []string{"sys/leases/renew", "sys/leases/revoke", "sys/leases/revoke-prefix/database/creds/app", "sys/leases/revoke-force/database", "sys/leases/lookup/database/creds/app/"}
+	for p, caps := range capabilities(t, refreshed, leasePaths) {
+		if want := map[string]string{"sys/leases/renew": "update", "sys/leases/revoke": "update"}[p]; caps != want && !(want == "" && caps == "deny") {
+			t.Errorf("--refresh: %s: %q, want %q", p, caps, want)
+		}
+	}
+	if caps := capabilities(t, c, []string{"sys/leases/renew", "sys/leases/revoke"}); caps["sys/leases/renew"] != "update" || caps["sys/leases/revoke"] != "deny" {
+		t.Errorf("without --refresh: %v, want renew from the default policy only", caps)
+	}
+	// And they work: a token holding the generated policy alone (no
+	// default policy) renews and revokes the lease of the dynamic secret
+	// it reads.
+	tok, err := s.root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"generated-refresh"}, NoDefaultPolicy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone, _ := s.root.Clone()
+	alone.SetToken(tok.Auth.ClientToken)
+	creds, err := alone.Logical().Read("database/creds/app")
+	if err != nil || creds == nil || creds.LeaseID == "" {
+		t.Fatalf("reading the dynamic secret: %v", err)
+	}
+	// (This engine's leases are not renewable: Vault refuses the renewal
+	// with a 400 once the ACL has let it through, never a 403.)
+	var re *api.ResponseError
+	if _, err := alone.Sys().Renew(creds.LeaseID, 60); errors.As(err, &re) && re.StatusCode == http.StatusForbidden || err != nil && re == nil {
+		t.Errorf("renewing its lease with the generated policy: %v", err)
+	}
+	if err := alone.Sys().Revoke(creds.LeaseID); err != nil {
+		t.Errorf("revoking its lease with the generated policy: %v", err)
 	}
 
 	// vault-terraform holds the same policy.

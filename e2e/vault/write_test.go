@@ -10,7 +10,7 @@ import (
 
 // The write form >>vault:PATH#KEY#JSON_BODY against Vault's own core,
 // router and ACLs (the PKI engine, which this module cannot build, is
-// tested in e2e/vaultpki). sys/tools/random answers each write with new
+// tested in e2e/vaultengines, on a real core). sys/tools/random answers each write with new
 // random bytes, so two variables with the same value came from one write.
 
 // TestWriteSharedOnce: variables that select from one write (same path,

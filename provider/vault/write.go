@@ -21,7 +21,7 @@ import (
 
 // Writes: >>vault:PATH[#KEY[#JSON_BODY]] (SPEC §8). The engine gives the
 // store one Target per distinct (PATH, body); the store makes one write
-// (a PUT, which Vault takes as a POST; Logical().WriteRawWithContext) per
+// (a PUT, which Vault takes as a POST; see writeOnce) per
 // Target, to PATH exactly as written (no mount
 // lookup, no KV v2 data/ segment), and the value is the answer's data as a
 // JSON object, whatever its engine.
@@ -59,8 +59,19 @@ func (st *store) write(ctx context.Context, r request) provider.Result {
 // Content (a write with no answer: nil) from a 404 without a body (an
 // error, so that an empty answer from something that is not Vault never
 // passes for one).
+//
+// It sends the request with Client.RawRequestWithContext, not
+// Logical().WriteRawWithContext: the latter cancels its context (the
+// client's timeout, VAULT_CLIENT_TIMEOUT) when it returns, before the
+// answer's body is read, so that a body still on the wire (a PKI answer
+// of a few kilobytes, streamed by a proxy or a real Vault) ends in
+// "context canceled" or "unexpected EOF" after the certificate was
+// issued. RawRequestWithContext leaves that context to end with its
+// timeout, as Logical().ReadRawWithContext does.
 func (st *store) writeOnce(ctx context.Context, r request) (*api.Secret, error) {
-	resp, err := st.client.Logical().WriteRawWithContext(ctx, r.path, []byte(r.body))
+	req := st.client.NewRequest(http.MethodPut, "/v1/"+r.path)
+	req.BodyBytes = []byte(r.body)
+	resp, err := st.client.RawRequestWithContext(ctx, req) //nolint:staticcheck // see above: the non-deprecated call cuts the body short
 	if resp != nil {
 		defer resp.Body.Close()
 	}

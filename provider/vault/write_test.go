@@ -304,3 +304,48 @@ func TestDecodeWriteLease(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteAnswerStreamed: an answer whose body is still on the wire
+// when its headers arrive (a PKI answer through a proxy, or from a real
+// Vault, which streams it) is read whole. The server sends the headers
+// and half the body, then waits for the client to hang up (which the
+// client does if it ends the request's context on return, as
+// Logical().WriteRawWithContext does) or for a second, and sends the
+// rest. e2e/vaultengines found it on Vault's real PKI engine: "context
+// canceled" after the certificate was issued.
+func TestWriteAnswerStreamed(t *testing.T) {
+	exp := time.Now().Add(time.Hour).Unix()
+	body := fmt.Sprintf(`{"lease_id":"","lease_duration":0,"data":{"certificate":"CERT","private_key":%q,"serial_number":"1a:2b","expiration":%d}}`, canary, exp)
+	hungUp := make(chan bool, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, body[:len(body)/2])
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			hungUp <- true
+			return
+		case <-time.After(time.Second):
+			hungUp <- false
+		}
+		io.WriteString(w, body[len(body)/2:])
+	}))
+	t.Cleanup(srv.Close)
+	p := openAt(t, srv.URL)
+	rs := p.Fetch(t.Context(), []provider.Target{writeTarget(t, `>>vault:pki/issue/web#certificate#{"common_name":"web.example.com"}`)})
+	if <-hungUp {
+		t.Error("the client hung up before it read the answer's body")
+	}
+	if rs[0].Err != nil {
+		if strings.Contains(rs[0].Err.Error(), canary) {
+			t.Errorf("the error quotes the answer: %v", rs[0].Err)
+		}
+		t.Fatalf("a streamed answer: %v", rs[0].Err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(rs[0].Value, &data); err != nil || data["private_key"] != canary || rs[0].Version != "1a:2b" {
+		t.Errorf("value of %d bytes, version %q: not the whole answer", len(rs[0].Value), rs[0].Version)
+	}
+}

@@ -1,21 +1,26 @@
-// Package transit_test runs the built secrets-init binary against a real,
-// in-memory Vault (vault.TestCoreUnsealedWithConfig served by
-// vaulthttp.TestServer) with Vault's own transit secrets engine: jwe:
-// values whose content key is wrapped with a transit RSA key
-// (hcvault://MOUNT/keys/NAME/versions/N).
+// Package vaultengines_test runs the built secrets-init binary against a
+// real, in-memory Vault (vault.TestCoreUnsealedWithConfig served by
+// vaulthttp.TestServer) with Vault's own secrets engines mounted for real:
+// transit, for jwe: values whose content key is wrapped with a transit
+// RSA key (hcvault://MOUNT/keys/NAME/versions/N), and pki, for the write
+// form >>vault:pki/issue/ROLE#KEY#JSON_BODY and the re-issue of its
+// certificate under refresh.
 //
 // It is a module of its own, apart from e2e/vault, because of versions:
-// builtin/logical/transit compiles only against the sdk its Vault release
-// was cut with, and the newest release whose transit (and pki) compiles
-// against a published github.com/hashicorp/vault/sdk is v1.19.5, with sdk
-// v0.18.0. e2e/vault follows newer Vault releases for the auth plugins.
-package transit_test
+// builtin/logical/transit and builtin/logical/pki compile only against the
+// sdk their Vault release was cut with, and the newest release whose
+// transit and pki compile against a published github.com/hashicorp/vault/sdk
+// is v1.19.5, with sdk v0.18.0 (v1.21.4's pki needs sdk v0.21.0, its core
+// v0.20.0). e2e/vault follows newer Vault releases for the auth plugins.
+package vaultengines_test
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -44,6 +49,10 @@ const canary = "CANARY-5d2e81"
 var bin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childVar) == "reader" { // the command of TestReissue
+		reader()
+		return
+	}
 	dir, err := os.MkdirTemp("", "secrets-init-e2e-transit")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -68,8 +77,9 @@ type server struct {
 	root  *api.Client // talks to Vault directly, as root
 	proxy string      // VAULT_ADDR for secrets-init
 
-	mu   sync.Mutex
-	reqs []request
+	mu      sync.Mutex
+	reqs    []request
+	serials []string // of the certificates issued through the proxy, in order
 }
 
 type request struct{ method, path string }
@@ -97,6 +107,26 @@ func newServer(t *testing.T) *server {
 	}
 	target, _ := url.Parse(addr)
 	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(r *http.Response) error {
+		if r.Request.Method != http.MethodPut || !strings.Contains(r.Request.URL.Path, "/issue/") || r.StatusCode != http.StatusOK {
+			return nil
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		var answer struct {
+			Data struct {
+				Serial string `json:"serial_number"`
+			}
+		}
+		json.Unmarshal(b, &answer)
+		s.mu.Lock()
+		s.serials = append(s.serials, answer.Data.Serial)
+		s.mu.Unlock()
+		return nil
+	}
 	px := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.reqs = append(s.reqs, request{r.Method, r.URL.Path})
@@ -115,6 +145,13 @@ func (s *server) requests() []request {
 	r := s.reqs
 	s.reqs = nil
 	return r
+}
+
+// issued returns the serial numbers of the certificates issued so far.
+func (s *server) issued() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.serials...)
 }
 
 // count is how many recorded requests had method and path.

@@ -1,4 +1,4 @@
-package transit_test
+package vaultengines_test
 
 // `secrets-init policy --format vault` for jwe: values encrypted to transit
 // keys, checked against Vault's own ACLs: the generated policy is loaded,

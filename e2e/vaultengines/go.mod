@@ -1,4 +1,4 @@
-module github.com/secrets-init/secrets-init/e2e/transit
+module github.com/secrets-init/secrets-init/e2e/vaultengines
 
 go 1.26.0
 

@@ -1,4 +1,4 @@
-package transit_test
+package vaultengines_test
 
 import (
 	"encoding/base64"
