@@ -395,3 +395,36 @@ func TestChartDecryptSecretsOptions(t *testing.T) {
 		t.Error("decryptSecrets options render something while it is off")
 	}
 }
+
+// The chart's identity values: the service account's annotations, the
+// pod's labels and more environment, as AKS workload identity needs them
+// (and IRSA, GKE Workload Identity: annotations only).
+func TestChartIdentity(t *testing.T) {
+	got := byKey(render(t, map[string]any{
+		"serviceAccount": map[string]any{"annotations": map[string]any{"azure.workload.identity/client-id": "0000-client"}},
+		"podLabels":      map[string]any{"azure.workload.identity/use": "true"},
+		"env":            []any{map[string]any{"name": "AZURE_TENANT_ID", "value": "tenant"}},
+	}))
+	sa := got["ServiceAccount/secrets-init/secrets-init-webhook"]
+	if ann, _ := sa["metadata"].(map[string]any)["annotations"].(map[string]any); ann["azure.workload.identity/client-id"] != "0000-client" {
+		t.Errorf("service account annotations %v", ann)
+	}
+	d := got["Deployment/secrets-init/secrets-init-webhook"]
+	tmpl := d["spec"].(map[string]any)["template"].(map[string]any)
+	labels := tmpl["metadata"].(map[string]any)["labels"].(map[string]any)
+	if labels["azure.workload.identity/use"] != "true" || labels["app.kubernetes.io/name"] != "secrets-init-webhook" {
+		t.Errorf("pod labels %v", labels)
+	}
+	c := tmpl["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+	var names []string
+	for _, e := range c["env"].([]any) {
+		names = append(names, e.(map[string]any)["name"].(string))
+	}
+	if !reflect.DeepEqual(names, []string{"POD_NAMESPACE", "AZURE_TENANT_ID"}) {
+		t.Errorf("env %v", names)
+	}
+	// The pod selector stays the chart's own.
+	if sel := d["spec"].(map[string]any)["selector"].(map[string]any)["matchLabels"].(map[string]any); len(sel) != 1 {
+		t.Errorf("selector %v", sel)
+	}
+}
