@@ -237,19 +237,9 @@ func btoi(b bool) int {
 }
 
 // shown is how a variable's reference is shown in messages and in the
-// summary: a jwe: reference cut short as the engine shows it (its JWE is
-// long), a malformed long JWE cut, a Vault write without its body's
-// values; anything else as written.
+// summary: as the engine shows it (provider.Shown).
 func shown(u Use, ref provider.Ref, err error) string {
-	switch {
-	case err == nil && ref.Kind == provider.JWE:
-		return provider.ShortJWE(ref)
-	case strings.HasPrefix(u.Value, ">>vault:"): // a write's body may hold a secret
-		return provider.ShownReference(u.Value)
-	case err != nil && len(u.Value) > 48 && (strings.HasPrefix(u.Value, "jwe:") || !isRef(u.Value)): // a bare JWE
-		return strings.ToValidUTF8(u.Value[:32], "") + "…"
-	}
-	return u.Value
+	return provider.Shown(u.Value, ref, err, !isRef(u.Value))
 }
 
 func isRef(value string) bool {

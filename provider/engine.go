@@ -157,15 +157,7 @@ func collect(environ []string, skip []string, detectJWE bool) []*variable {
 			continue
 		}
 		v := &variable{index: i, name: name, ref: ref}
-		v.stat = Status{Name: name, Kind: ref.Kind, Reference: value, Err: err, Ref: ref}
-		switch {
-		case ref.Kind == JWE:
-			v.stat.Reference = shortJWE(ref)
-		case strings.HasPrefix(value, prefixWrite): // its body may hold a secret
-			v.stat.Reference = ShownReference(value)
-		case err != nil && len(value) > 48 && (strings.HasPrefix(value, prefixJWE) || detectJWE):
-			v.stat.Reference = strings.ToValidUTF8(value[:32], "") + "…"
-		}
+		v.stat = Status{Name: name, Kind: ref.Kind, Reference: Shown(value, ref, err, detectJWE), Err: err, Ref: ref}
 		if err != nil {
 			v.stat.Kind = 0
 			v.stat.Err = fmt.Errorf("malformed reference: %w", err)

@@ -166,11 +166,6 @@ func shortJWE(r Ref) string {
 	return prefixJWE + r.Name[:head] + "…" + r.Name[len(r.Name)-tail:] + s[len(prefixJWE)+len(r.Name):]
 }
 
-// ShortJWE is how messages show a jwe: reference (the engine's status
-// and errors, secrets-init policy): the JWE cut to its first and last
-// characters, then its selector and options.
-func ShortJWE(r Ref) string { return shortJWE(r) }
-
 // escapeKeyURI percent-encodes what key= cannot hold as it is.
 func escapeKeyURI(s string) string {
 	var b strings.Builder

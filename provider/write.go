@@ -185,6 +185,23 @@ func redactBody(body string) string {
 	return "{" + strings.Join(names, ",") + "}"
 }
 
+// Shown is how messages show a variable's value that Parse (or ParseBare)
+// took for a reference, given what it returned: a jwe: reference cut
+// short, a write without its body's values (ShownReference), a malformed
+// long JWE cut to its first 32 bytes; anything else as written. bare: the
+// value may be a JWE without its prefix.
+func Shown(value string, ref Ref, err error, bare bool) string {
+	switch {
+	case err == nil && ref.Kind == JWE:
+		return shortJWE(ref)
+	case strings.HasPrefix(value, prefixWrite): // its body may hold a secret
+		return ShownReference(value)
+	case err != nil && len(value) > 48 && (strings.HasPrefix(value, prefixJWE) || bare):
+		return strings.ToValidUTF8(value[:32], "") + "…"
+	}
+	return value
+}
+
 // ShownReference is how messages, logs and `check` show a variable's
 // value when it is a reference: a write's body with its values left out
 // (it may hold a secret), a jwe: reference cut short, anything else as

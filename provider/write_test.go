@@ -275,3 +275,30 @@ func BenchmarkParseRead(b *testing.B) {
 		}
 	}
 }
+
+// Shown, as the engine's status and policy show references: a jwe: cut
+// short, a write without its body's values, a malformed long jwe: cut
+// (also any malformed long value where bare JWEs are detected), anything
+// else as written.
+func TestShown(t *testing.T) {
+	jweRef := "jwe:" + compact + "#k"
+	bad := "jwe:" + compact + "!!" // its fifth part is not base64url
+	longBad := "arn:aws:secretsmanager:us-east-1:123456789012:secret" // no name
+	for _, c := range []struct {
+		value string
+		bare  bool
+		want  string
+	}{
+		{jweRef, false, "jwe:" + compact[:12] + "…" + compact[len(compact)-8:] + "#k"},
+		{`>>vault:pki/issue/web#certificate#{"common_name":"canary"}?file`, false, `>>vault:pki/issue/web#certificate#{"common_name":…}?file`},
+		{bad, false, bad[:32] + "…"},
+		{longBad, true, longBad[:32] + "…"},
+		{longBad, false, longBad},
+		{"vault:secret/app#password", false, "vault:secret/app#password"},
+	} {
+		ref, _, err := Parse(c.value)
+		if got := Shown(c.value, ref, err, c.bare); got != c.want {
+			t.Errorf("Shown(%.40q, bare %v) = %q, want %q", c.value, c.bare, got, c.want)
+		}
+	}
+}
