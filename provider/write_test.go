@@ -282,7 +282,7 @@ func BenchmarkParseRead(b *testing.B) {
 // else as written.
 func TestShown(t *testing.T) {
 	jweRef := "jwe:" + compact + "#k"
-	bad := "jwe:" + compact + "!!" // its fifth part is not base64url
+	bad := "jwe:" + compact + "!!"                                    // its fifth part is not base64url
 	longBad := "arn:aws:secretsmanager:us-east-1:123456789012:secret" // no name
 	for _, c := range []struct {
 		value string
