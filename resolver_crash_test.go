@@ -55,3 +55,27 @@ func TestResolverCrash(t *testing.T) {
 		})
 	}
 }
+
+// TestResolverTraceIsNoCrash: the runtime's traces on the resolver's fd 2
+// (GODEBUG=inittrace=1, which it inherits) are no crash: the resolution
+// succeeds and the command runs.
+func TestResolverTraceIsNoCrash(t *testing.T) {
+	t.Parallel()
+	if !testbin.Split() {
+		t.Skip("the single-process build has no resolver")
+	}
+	prog := buildTestprog(t)
+	marker := filepath.Join(t.TempDir(), "started")
+	env := append(awsEnv(awsFake()), stdPath, "RESOLVED=aws:secretsmanager:forced", "GODEBUG=inittrace=1")
+	p := startInit(t, false, env, "--", prog, "touch", marker)
+	if code := p.wait(); code != 0 {
+		t.Errorf("exit code %d, want 0\nstderr:\n%v", code, p.stderr)
+	}
+	p.waitOutput()
+	if strings.Contains(p.stderr.String(), "crashed") {
+		t.Errorf("stderr:\n%s", p.stderr.String())
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the command did not run: %v", err)
+	}
+}

@@ -46,7 +46,8 @@ type Client struct {
 	broken    error         // the connection failed: every later request fails with it
 	readEnd   chan struct{} // closed when the reader is done
 	crashEnd  chan struct{} // closed when the crash channel is (start_fds.go)
-	crashed   atomic.Bool   // the resolver's runtime reported a crash
+	crashed   atomic.Bool   // the runtime wrote on the crash channel
+	died      atomic.Bool   // ... and the connection then ended unasked: a crash
 
 	wmu sync.Mutex // one frame at a time on w
 }

@@ -71,6 +71,9 @@ var testStores = map[provider.Kind]provider.Opener{
 				case "crash-panic": // where no recover is
 					go panic(canary)
 					select {}
+				case "fd2": // as GODEBUG traces and print do: no crash
+					os.NewFile(2, "fd 2").WriteString("gc 1 @0.001s 0%: trace\n")
+					rs[i].Value = []byte("google:fd2")
 				case "project":
 					rs[i].Value = []byte(project)
 				case "log":

@@ -48,17 +48,53 @@ const TestPanicVariable = "SECRETS_INIT_TEST_RESOLVER_PANIC"
 const crashWait = time.Second
 
 // drainCrash reads the crash channel until it closes, and drops what it
-// reads: it records only that the runtime wrote a report.
+// reads: it records only that a line began as the runtime's crash reports
+// begin (crashReport). Other writes on fd 2 (GODEBUG traces, print) are
+// dropped too, and are no crash.
 func (c *Client) drainCrash(r *os.File) {
 	defer close(c.crashEnd)
 	defer r.Close()
-	if n, _ := io.Copy(io.Discard, r); n > 0 {
+	var line crashReport
+	io.Copy(&line, r)
+	if line.found {
 		c.crashed.Store(true)
 	}
 }
 
+// crashReport is an io.Writer that finds a line beginning as the Go
+// runtime's report of a crash does, keeping no more of the text than the
+// start of the current line.
+type crashReport struct {
+	start []byte // the current line's first bytes
+	found bool
+}
+
+// crashPrefixes begin the runtime's crash reports: a panic nothing
+// recovered, a fatal error, a fatal signal.
+var crashPrefixes = []string{"panic: ", "fatal error: ", "fatal: ", "SIG"}
+
+func (w *crashReport) Write(p []byte) (int, error) {
+	for _, b := range p {
+		if b == '\n' {
+			w.start = w.start[:0]
+			continue
+		}
+		if len(w.start) < len("fatal error: ") {
+			w.start = append(w.start, b)
+			for _, pre := range crashPrefixes {
+				if string(w.start) == pre {
+					w.found = true
+				}
+			}
+		}
+	}
+	return len(p), nil
+}
+
 // crashErr is ErrCrashed when the resolver whose connection just ended
-// unasked had reported a crash, else nil.
+// unasked had written on its crash channel, else nil. Bytes there alone
+// are no crash: GODEBUG traces and print also write on fd 2 of a resolver
+// that goes on serving.
 func (c *Client) crashErr() error {
 	c.mu.Lock()
 	closed := c.closed
@@ -70,12 +106,15 @@ func (c *Client) crashErr() error {
 	case <-c.crashEnd:
 	case <-time.After(crashWait):
 	}
+	if c.crashed.Load() {
+		c.died.Store(true)
+	}
 	return c.Crashed()
 }
 
 // Crashed returns ErrCrashed if the resolver crashed, else nil.
 func (c *Client) Crashed() error {
-	if c.crashed.Load() {
+	if c.died.Load() {
 		return ErrCrashed
 	}
 	return nil
