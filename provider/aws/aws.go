@@ -40,17 +40,27 @@ type env struct {
 	tr  *http.Transport
 }
 
-// processEnv loads the process's env once, when a store is first opened.
-// Loading reads environment variables and files only: no network.
-var processEnv = sync.OnceValues(func() (*env, error) {
-	return loadEnv(context.Background())
-})
+// processEnv loads the process's env once, when a store is first opened,
+// with that store's logger for the SDK's own log lines. Loading reads
+// environment variables and files only: no network.
+func processEnv(s provider.Settings) (*env, error) {
+	envOnce.Do(func() { envOnce.e, envOnce.err = loadEnv(context.Background(), logger(s)) })
+	return envOnce.e, envOnce.err
+}
+
+var envOnce struct {
+	sync.Once
+	e   *env
+	err error
+}
 
 // loadEnv loads the SDK configuration from the process environment. With
 // a retryer of its own, the SDK leaves AWS_MAX_ATTEMPTS and AWS_RETRY_MODE
 // (and a profile's max_attempts) to the application, which gets AWS_*.
-func loadEnv(ctx context.Context) (*env, error) {
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(newRetryer), config.WithHTTPClient(awshttp.NewBuildableClient()))
+func loadEnv(ctx context.Context, log *slog.Logger) (*env, error) {
+	log = cmp.Or(log, slog.New(slog.DiscardHandler))
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(newRetryer), config.WithHTTPClient(awshttp.NewBuildableClient()),
+		config.WithLogger(sdkLogger{log}))
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
 	}
@@ -98,7 +108,7 @@ func (b backoff) BackoffDelay(attempt int, err error) (time.Duration, error) {
 
 // OpenSecretsManager opens the AWS Secrets Manager store.
 func OpenSecretsManager(_ context.Context, s provider.Settings) (provider.Store, error) {
-	e, err := processEnv()
+	e, err := processEnv(s)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +117,7 @@ func OpenSecretsManager(_ context.Context, s provider.Settings) (provider.Store,
 
 // OpenSSM opens the AWS SSM Parameter Store store.
 func OpenSSM(_ context.Context, s provider.Settings) (provider.Store, error) {
-	e, err := processEnv()
+	e, err := processEnv(s)
 	if err != nil {
 		return nil, err
 	}
@@ -231,9 +241,10 @@ func answer(want map[string]int, res []provider.Result, r provider.Result, keys 
 	}
 }
 
-// sdkLogger takes the SDK's own log lines (warnings, such as a response
-// without a checksum it could validate) into secrets-init's log, in its
-// format, instead of the SDK's plain "SDK <time> WARN" lines on stderr.
+// sdkLogger takes the SDK's own log lines (warnings of its clients and
+// credential providers, such as a response without a checksum it could
+// validate) into secrets-init's log, in its format, instead of the SDK's
+// plain "SDK <time> WARN" lines on stderr.
 // With ClientLogMode off, as here, the SDK logs no request or response
 // content.
 type sdkLogger struct{ log *slog.Logger }

@@ -68,7 +68,7 @@ func open(tb testing.TB, kind provider.Kind) provider.Store {
 
 func openLimited(tb testing.TB, kind provider.Kind, concurrency int) provider.Store {
 	tb.Helper()
-	e, err := loadEnv(context.Background())
+	e, err := loadEnv(context.Background(), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -585,7 +585,7 @@ func TestOpenUsesEndpointVariables(t *testing.T) {
 // the current environment.
 func resolveEnv(t *testing.T, timeout time.Duration, environ ...string) (*provider.Resolution, error) {
 	t.Helper()
-	e, err := loadEnv(context.Background())
+	e, err := loadEnv(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

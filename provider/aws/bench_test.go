@@ -32,7 +32,7 @@ func BenchmarkResolve(b *testing.B) {
 					}
 				}
 				ts, _ := targets(b, refs)
-				e, err := loadEnv(context.Background())
+				e, err := loadEnv(context.Background(), nil)
 				if err != nil {
 					b.Fatal(err)
 				}

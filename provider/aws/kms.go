@@ -30,12 +30,12 @@ type KMS struct {
 
 // OpenKMS opens the aws-kms key scheme.
 func OpenKMS(_ context.Context, s provider.Settings) (*KMS, error) {
-	e, err := processEnv()
+	e, err := processEnv(s)
 	if err != nil {
 		return nil, err
 	}
 	return &KMS{env: e, clients: newRegionClients(func(region string) *kms.Client {
-		return kms.NewFromConfig(e.cfg, func(o *kms.Options) { o.Region, o.Logger = region, sdkLogger{logger(s)} })
+		return kms.NewFromConfig(e.cfg, func(o *kms.Options) { o.Region = region })
 	})}, nil
 }
 

@@ -2,6 +2,7 @@ package aws
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"testing"
@@ -16,11 +17,15 @@ import (
 func TestSDKLogger(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e := &env{}
+	newFake(t, "eu-west-1") // an environment of its own
+	e, err := loadEnv(context.Background(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := provider.Settings{Log: log}
 	sm := newSecretsManager(e, s).clients.get("eu-west-1")
 	ps := newSSM(e, s).clients.get("eu-west-1")
-	for name, l := range map[string]logging.Logger{"secretsmanager": sm.Options().Logger, "ssm": ps.Options().Logger} {
+	for name, l := range map[string]logging.Logger{"config (credential providers)": e.cfg.Logger, "secretsmanager": sm.Options().Logger, "ssm": ps.Options().Logger} {
 		if _, ok := l.(sdkLogger); !ok {
 			t.Errorf("%s client logs through %T, want sdkLogger", name, l)
 		}

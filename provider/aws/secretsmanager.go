@@ -34,7 +34,7 @@ func newSecretsManager(e *env, s provider.Settings) *secretsManager {
 		limit: s.Limit,
 		log:   logger(s),
 		clients: newRegionClients(func(region string) *secretsmanager.Client {
-			return secretsmanager.NewFromConfig(e.cfg, func(o *secretsmanager.Options) { o.Region, o.Logger = region, sdkLogger{logger(s)} })
+			return secretsmanager.NewFromConfig(e.cfg, func(o *secretsmanager.Options) { o.Region = region })
 		}),
 	}
 }

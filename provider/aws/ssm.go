@@ -33,7 +33,7 @@ func newSSM(e *env, s provider.Settings) *ssmStore {
 		limit: s.Limit,
 		log:   logger(s),
 		clients: newRegionClients(func(region string) *ssm.Client {
-			return ssm.NewFromConfig(e.cfg, func(o *ssm.Options) { o.Region, o.Logger = region, sdkLogger{logger(s)} })
+			return ssm.NewFromConfig(e.cfg, func(o *ssm.Options) { o.Region = region })
 		}),
 	}
 }
