@@ -270,3 +270,22 @@ func TestResultFields(t *testing.T) {
 		t.Errorf("provider.Result has the fields %v; the protocol carries %v", names, want)
 	}
 }
+
+// A lease or token operation has no target and one answer, also when its
+// answer is the fallback of one too large to send.
+func TestAnswers(t *testing.T) {
+	for _, c := range []struct {
+		req  request
+		want int
+	}{
+		{request{op: opFetch, targets: make([]provider.Target, 3)}, 3},
+		{request{op: opVersions, targets: make([]provider.Target, 2)}, 2},
+		{request{op: opRenewLease}, 1},
+		{request{op: opRevokeLease}, 1},
+		{request{op: opToken}, 1},
+	} {
+		if got := answers(c.req); got != c.want {
+			t.Errorf("answers(op %d, %d targets) = %d, want %d", c.req.op, len(c.req.targets), got, c.want)
+		}
+	}
+}

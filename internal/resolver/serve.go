@@ -87,7 +87,7 @@ func serve(r *bufio.Reader, w *bufio.Writer, openers map[provider.Kind]provider.
 			rs, versioner := fetch(openers[req.kind], s, req)
 			frame, err := encodeResponse(response{id: req.id, versioner: versioner, results: rs})
 			if err != nil { // too large for one frame: say so instead
-				frame, _ = encodeResponse(response{id: req.id, results: provider.Failed(len(req.targets), err)})
+				frame, _ = encodeResponse(response{id: req.id, results: provider.Failed(answers(req), err)})
 			}
 			wmu.Lock()
 			defer wmu.Unlock()
@@ -98,6 +98,15 @@ func serve(r *bufio.Reader, w *bufio.Writer, openers map[provider.Kind]provider.
 			}
 		}()
 	}
+}
+
+// answers is how many results req is answered with: one per target, and
+// one for a lease or token operation (which has none).
+func answers(req request) int {
+	if req.op >= opRenewLease {
+		return 1
+	}
+	return len(req.targets)
 }
 
 func noEOF(err error) error {
@@ -111,10 +120,7 @@ func noEOF(err error) error {
 // versions), as the engine does in-process: whatever the store does, one
 // Result per target. It also reports whether the store is a Versioner.
 func fetch(open provider.Opener, s provider.Settings, req request) (rs []provider.Result, versioner bool) {
-	n := len(req.targets)
-	if req.op >= opRenewLease {
-		n = 1
-	}
+	n := answers(req)
 	if open == nil {
 		return provider.Failed(n, fmt.Errorf("the resolver was built without the %s store", req.kind)), false
 	}
