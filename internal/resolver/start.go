@@ -76,23 +76,29 @@ func startImage(image string, drop bool, argv []string, attr *os.ProcAttr, mode 
 // GCVariable is set, to 1, in the environment of a resolver started with
 // its garbage collector off (GOGC=off), as withoutGC does: its package
 // initialisation allocates 4 MB, which would start a collection before
-// main (1-2 ms of a 2-core machine). Its main unsets both variables, and
-// turns the collector on once it has given its first answer
+// main (1-2 ms of a 2-core machine). GOMEMLIMIT bounds that: should a
+// first request's work grow the heap that far, the collector runs anyway.
+// Its main unsets the three variables, and turns the collector on (and
+// the limit off) once it has given its first answer
 // (cmd/secrets-init-resolver).
 const GCVariable = "SECRETS_INIT_RESOLVER_GC"
 
-// withoutGC returns env with GOGC=off and GCVariable, unless it sets GOGC
-// already: the user's setting is then the resolver's too.
+// startMemoryLimit is GOMEMLIMIT while the collector is off.
+const startMemoryLimit = "GOMEMLIMIT=64MiB"
+
+// withoutGC returns env with GOGC=off, a GOMEMLIMIT and GCVariable, unless
+// it sets GOGC or GOMEMLIMIT already: the user's settings are then the
+// resolver's too.
 func withoutGC(env []string) []string {
 	if env == nil { // os.StartProcess's default
 		env = os.Environ()
 	}
 	for _, kv := range env {
-		if strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, GCVariable+"=") {
+		if strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, GCVariable+"=") {
 			return env
 		}
 	}
-	return append(env[:len(env):len(env)], "GOGC=off", GCVariable+"=1")
+	return append(env[:len(env):len(env)], "GOGC=off", startMemoryLimit, GCVariable+"=1")
 }
 
 // memfdName is the memfd's name, as /proc/PID/exe shows it

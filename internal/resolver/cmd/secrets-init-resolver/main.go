@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -99,8 +100,14 @@ func gcOff() func() {
 	}
 	os.Unsetenv(resolver.GCVariable)
 	os.Unsetenv("GOGC")
+	os.Unsetenv("GOMEMLIMIT")
 	var once sync.Once
-	return func() { once.Do(func() { debug.SetGCPercent(100) }) }
+	return func() {
+		once.Do(func() {
+			debug.SetGCPercent(100)
+			debug.SetMemoryLimit(math.MaxInt64)
+		})
+	}
 }
 
 // afterFirstAnswer calls f once the first answer is written: the write
