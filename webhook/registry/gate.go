@@ -104,13 +104,3 @@ func (g *gate) open(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 }
-
-// settle waits for a running probe (tests).
-func (g *gate) settle() {
-	g.mu.Lock()
-	ch := g.done
-	g.mu.Unlock()
-	if ch != nil {
-		<-ch
-	}
-}
