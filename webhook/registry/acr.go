@@ -81,11 +81,11 @@ type ACR struct {
 	credErr  error
 	explicit bool
 
-	fetch sync.Mutex // one exchange at a time; the cache is checked again under it
-	gate  gate       // IMDS's managed identity, when nothing else is configured
+	gate gate // IMDS's managed identity, when nothing else is configured
 
-	mu     sync.Mutex
-	tokens map[string]acrToken // registry host → refresh token
+	mu      sync.Mutex
+	tokens  map[string]acrToken   // registry host → refresh token
+	flights map[string]*acrFlight // registry host → the fetch in flight
 }
 
 type acrToken struct {
@@ -138,29 +138,84 @@ func (a *ACR) ResolveContext(ctx context.Context, target authn.Resource) (authn.
 			return authn.Anonymous, nil
 		}
 	}
-	a.fetch.Lock()
-	defer a.fetch.Unlock()
-	if tok, ok := a.cached(host); ok {
-		return acrAuth(tok), nil
+	refresh, err := a.refresh(ctx, host, scope)
+	if err != nil {
+		return nil, err
 	}
+	return acrAuth(refresh), nil
+}
+
+// acrFlight is the one token fetch (Entra token and exchange) in flight
+// for a registry; done is closed when tok or err is set.
+type acrFlight struct {
+	done chan struct{}
+	tok  acrToken
+	err  error
+}
+
+// acrFetchTimeout bounds a fetch, which outlives the lookup that started
+// it (its token serves the next ones).
+const acrFetchTimeout = 30 * time.Second
+
+// refresh returns the registry's refresh token: cached, else from the
+// fetch in flight for that registry, started if none is. Lookups of one
+// registry share one fetch, those of other registries never wait for it,
+// and a lookup stops waiting when its context ends.
+func (a *ACR) refresh(ctx context.Context, host, scope string) (string, error) {
+	a.mu.Lock()
+	if t, ok := a.tokens[host]; ok && a.now().Add(acrEarly).Before(t.expires) {
+		a.mu.Unlock()
+		return t.refresh, nil
+	}
+	f := a.flights[host]
+	if f == nil {
+		f = &acrFlight{done: make(chan struct{})}
+		if a.flights == nil {
+			a.flights = map[string]*acrFlight{}
+		}
+		a.flights[host] = f
+		go a.fly(context.WithoutCancel(ctx), host, scope, f)
+	}
+	a.mu.Unlock()
+	select {
+	case <-f.done:
+		if f.err != nil {
+			return "", f.err
+		}
+		return f.tok.refresh, nil
+	case <-ctx.Done():
+		return "", fmt.Errorf("Azure credential for %s: %v", host, ctx.Err())
+	}
+}
+
+// fly runs a fetch and hands its outcome to the lookups waiting for it.
+func (a *ACR) fly(ctx context.Context, host, scope string, f *acrFlight) {
+	ctx, cancel := context.WithTimeout(ctx, acrFetchTimeout)
+	defer cancel()
+	tok, err := a.fetchToken(ctx, host, scope)
+	a.mu.Lock()
+	delete(a.flights, host)
+	if err == nil {
+		if a.tokens == nil {
+			a.tokens = map[string]acrToken{}
+		}
+		put(a.tokens, host, tok)
+	}
+	f.tok, f.err = tok, err
+	a.mu.Unlock()
+	close(f.done)
+}
+
+// fetchToken gets an Entra token for scope and exchanges it at host.
+func (a *ACR) fetchToken(ctx context.Context, host, scope string) (acrToken, error) {
 	at, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return nil, fmt.Errorf("Azure credential: %s", firstLine(err))
+		return acrToken{}, fmt.Errorf("Azure credential: %s", firstLine(err))
 	}
-	tok, err := a.exchange(ctx, host, at)
-	if err != nil {
-		return nil, err
-	}
-	a.mu.Lock()
-	if a.tokens == nil {
-		a.tokens = map[string]acrToken{}
-	}
-	put(a.tokens, host, tok)
-	a.mu.Unlock()
-	return acrAuth(tok.refresh), nil
+	return a.exchange(ctx, host, at)
 }
 
 func acrAuth(refresh string) authn.Authenticator {
