@@ -61,9 +61,10 @@ const acrEarly = 5 * time.Minute
 // workload identity (AZURE_FEDERATED_TOKEN_FILE), IDENTITY_ENDPOINT or
 // MSI_ENDPOINT; then the credential's failures are errors. Otherwise only
 // IMDS's managed identity is possible, and whether it is there is found by
-// a probe (a token request) that runs apart from the lookups: Warm starts
-// it at the webhook's start, and a lookup waits only for the first probe
-// when it is still running. Without a managed identity the keychain is
+// a probe (a token request for the scope of the registry's cloud: each
+// cloud's IMDS answers for its own Resource Manager only) that runs apart
+// from the lookups: Warm starts the public cloud's at the webhook's start,
+// and a lookup waits only for its cloud's first probe while it runs. Without a managed identity the keychain is
 // anonymous, and a lookup a minute later or more starts the next probe in
 // the background: a webhook outside Azure never makes a pod wait for IMDS
 // past its first second.
@@ -81,9 +82,8 @@ type ACR struct {
 	credErr  error
 	explicit bool
 
-	gate gate // IMDS's managed identity, when nothing else is configured
-
 	mu      sync.Mutex
+	gates   map[string]*gate      // Entra scope → whether IMDS's managed identity has tokens for it
 	tokens  map[string]acrToken   // registry host → refresh token
 	flights map[string]*acrFlight // registry host → the fetch in flight
 }
@@ -106,7 +106,7 @@ func (a *ACR) now() time.Time {
 func (a *ACR) Warm() {
 	a.credOnce.Do(a.setup)
 	if !a.explicit && a.credErr == nil {
-		a.gate.warm()
+		a.gateFor(acrClouds[0].scope).warm()
 	}
 }
 
@@ -130,7 +130,7 @@ func (a *ACR) ResolveContext(ctx context.Context, target authn.Resource) (authn.
 		return nil, fmt.Errorf("Azure credential: %s", firstLine(a.credErr))
 	}
 	if !a.explicit {
-		ok, err := a.gate.open(ctx)
+		ok, err := a.gateFor(scope).open(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("Azure managed identity for %s: %v", host, err)
 		}
@@ -260,18 +260,40 @@ func acrExplicit() bool {
 
 func (a *ACR) setup() {
 	a.explicit = acrExplicit()
-	a.gate = gate{now: a.Now, log: a.Log,
-		missing: "no Azure credential (no managed identity): ACR images are read anonymously",
-		found:   "Azure managed identity found: ACR images are read with it",
-		probe: func(ctx context.Context) error {
-			_, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{acrClouds[0].scope}})
-			return err
-		}}
 	opts := &azidentity.DefaultAzureCredentialOptions{}
 	if a.Transport != nil {
 		opts.ClientOptions.Transport = &http.Client{Transport: a.Transport}
 	}
 	a.cred, a.credErr = azidentity.NewDefaultAzureCredential(opts)
+}
+
+// gateFor returns the probe of IMDS's managed identity for an Entra
+// scope: one per cloud, since a cloud's IMDS issues tokens for its own
+// Resource Manager only (China's refuses management.azure.com).
+func (a *ACR) gateFor(scope string) *gate {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if g := a.gates[scope]; g != nil {
+		return g
+	}
+	domain := ""
+	for _, c := range acrClouds {
+		if c.scope == scope {
+			domain = "*" + c.suffix
+		}
+	}
+	g := &gate{now: a.Now, log: a.Log,
+		missing: "no Azure credential for " + domain + " (no managed identity token for " + scope + "): its images are read anonymously",
+		found:   "Azure managed identity found for " + domain + ": its images are read with it",
+		probe: func(ctx context.Context) error {
+			_, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
+			return err
+		}}
+	if a.gates == nil {
+		a.gates = map[string]*gate{}
+	}
+	a.gates[scope] = g
+	return g
 }
 
 func (a *ACR) client() *http.Client {

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,6 +205,10 @@ func (z *azure) serveIMDS(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 	case r.Header.Get("Metadata") != "true":
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "Required metadata header not specified"})
+	case z.imdsAudiences != nil && !slices.Contains(z.imdsAudiences, strings.TrimSuffix(r.URL.Query().Get("resource"), "/")):
+		// Another cloud's resource (China's IMDS and management.azure.com).
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_resource",
+			"error_description": "AADSTS500011: The resource principal named " + r.URL.Query().Get("resource") + " was not found in the tenant"})
 	default:
 		aud := r.URL.Query().Get("resource")
 		tok := jwt(map[string]any{"tid": acrTenant, "aud": aud, "exp": time.Now().Add(time.Hour).Unix()})
@@ -581,8 +586,18 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// settle waits for a running managed identity probe.
-func (a *ACR) settle() { a.gate.settle() }
+// settle waits for the running managed identity probes.
+func (a *ACR) settle() {
+	a.mu.Lock()
+	var gates []*gate
+	for _, g := range a.gates {
+		gates = append(gates, g)
+	}
+	a.mu.Unlock()
+	for _, g := range gates {
+		g.settle()
+	}
+}
 
 // TestACRNoCredential: with no Azure credential configured, outside Azure
 // (the managed identity endpoint never answers), an ACR image is read
@@ -686,6 +701,40 @@ func TestACRManagedIdentity(t *testing.T) {
 	} else {
 		z.noToken(t, err.Error())
 	}
+}
+
+// TestACRManagedIdentityOtherCloud: in Azure China, IMDS issues tokens
+// for China's Resource Manager only. The probe for *.azurecr.io finds no
+// identity (logged), yet an .azurecr.cn image is read with the managed
+// identity's token for management.chinacloudapi.cn.
+func TestACRManagedIdentityOtherCloud(t *testing.T) {
+	z := newAzure(t)
+	z.managedIdentity = true
+	z.imdsAudiences = []string{"https://management.chinacloudapi.cn"}
+	azureEnv(t, "")
+	// A user-assigned identity of its own: MSAL's process-wide cache holds
+	// the system-assigned identity's public cloud token of other tests.
+	t.Setenv("AZURE_CLIENT_ID", "7d2c9b4e-1f3a-4c5d-8e6f-"+randomHex()[:12])
+	var logs syncBuffer
+	acr := &ACR{Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	pods := acrPods(z, acr)
+	acr.Warm()
+	acr.settle()
+	img := strings.Replace(z.push(t, "team/app:1.0", []string{"/app"}, nil), acrHost, chinaHost, 1)
+	ep, _, err := pods.Entrypoint(context.Background(), acrPod(), img)
+	if err != nil || ep[0] != "/app" {
+		t.Fatalf("%s: %q %v", img, ep, err)
+	}
+	z.mu.Lock()
+	form := z.exchangeForms[0]
+	z.mu.Unlock()
+	if form["service"] != chinaHost || form["tenant"] != acrTenant {
+		t.Errorf("exchange form %v", form)
+	}
+	if !strings.Contains(logs.String(), "no Azure credential for *.azurecr.io") || strings.Contains(logs.String(), "*.azurecr.cn (") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+	z.noToken(t, logs.String())
 }
 
 // TestACRWorkloadIdentity: AKS workload identity (what its webhook puts in
