@@ -63,11 +63,11 @@ const acrEarly = 5 * time.Minute
 // IMDS's managed identity is possible, and whether it is there is found by
 // a probe (a token request for the scope of the registry's cloud: each
 // cloud's IMDS answers for its own Resource Manager only) that runs apart
-// from the lookups: Warm starts the public cloud's at the webhook's start,
-// and a lookup waits only for its cloud's first probe while it runs. Without a managed identity the keychain is
-// anonymous, and a lookup a minute later or more starts the next probe in
-// the background: a webhook outside Azure never makes a pod wait for IMDS
-// past its first second.
+// from the lookups, as the gate type says: Warm starts the public cloud's
+// at the webhook's start (Ready is false until it ends, 10 seconds at
+// most), and a lookup waits only for its cloud's first probe while it
+// runs. Without a managed identity the keychain is anonymous, and a lookup
+// a minute later or more starts the next probe in the background.
 type ACR struct {
 	// Transport carries the Entra, IMDS and /oauth2/exchange requests
 	// (nil: http.DefaultTransport).
@@ -101,13 +101,20 @@ func (a *ACR) now() time.Time {
 }
 
 // Warm starts the managed identity probe in the background when the
-// environment configures no other Azure credential, so that no pod waits
-// for it.
+// environment configures no other Azure credential (Ready tells when it
+// has ended).
 func (a *ACR) Warm() {
 	a.credOnce.Do(a.setup)
 	if !a.explicit && a.credErr == nil {
 		a.gateFor(acrClouds[0].scope).warm()
 	}
+}
+
+// Ready reports whether the managed identity probe Warm started has
+// ended, or ran firstProbeWait (the webhook's /readyz waits for it).
+func (a *ACR) Ready() bool {
+	a.credOnce.Do(a.setup)
+	return a.explicit || a.credErr != nil || a.gateFor(acrClouds[0].scope).settled()
 }
 
 // Resolve implements authn.Keychain.

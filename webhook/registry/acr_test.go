@@ -624,6 +624,9 @@ func TestACRNoCredential(t *testing.T) {
 	start := time.Now()
 	acr.Warm()
 	acr.settle()
+	if !acr.Ready() {
+		t.Error("not ready after the first probe ended")
+	}
 	t.Logf("the probe at the start, in the background: %v (reported, not asserted)", time.Since(start))
 	for i, tag := range []string{"1.0", "1.1", "1.2"} {
 		img := z.push(t, "public/app:"+tag, []string{"/app"}, nil)
@@ -750,7 +753,11 @@ func TestACRWorkloadIdentity(t *testing.T) {
 	t.Setenv("AZURE_CLIENT_ID", acrClientID)
 	t.Setenv("AZURE_TENANT_ID", acrTenant)
 	t.Setenv("AZURE_FEDERATED_TOKEN_FILE", file)
-	pods := acrPods(z, &ACR{})
+	acr := &ACR{}
+	pods := acrPods(z, acr)
+	if !acr.Ready() {
+		t.Error("with workload identity configured, not ready (there is no probe to wait for)")
+	}
 	var imgs []string
 	for i := range 8 {
 		imgs = append(imgs, z.push(t, fmt.Sprintf("team/app:%d", i), []string{fmt.Sprintf("/app%d", i)}, nil))
