@@ -61,12 +61,13 @@ const acrEarly = 5 * time.Minute
 // workload identity (AZURE_FEDERATED_TOKEN_FILE), IDENTITY_ENDPOINT or
 // MSI_ENDPOINT; then the credential's failures are errors. Otherwise only
 // IMDS's managed identity is possible, and whether it is there is found by
-// a probe (a token request) that runs apart from the lookups: Warm starts
-// it at the webhook's start, and a lookup waits only for the first probe
-// when it is still running. Without a managed identity the keychain is
-// anonymous, and a lookup a minute later or more starts the next probe in
-// the background: a webhook outside Azure never makes a pod wait for IMDS
-// past its first second.
+// a probe (a token request for the scope of the registry's cloud: each
+// cloud's IMDS answers for its own Resource Manager only) that runs apart
+// from the lookups, as the gate type says: Warm starts the public cloud's
+// at the webhook's start (Ready is false until it ends, 10 seconds at
+// most), and a lookup waits only for its cloud's first probe while it
+// runs. Without a managed identity the keychain is anonymous, and a lookup
+// a minute later or more starts the next probe in the background.
 type ACR struct {
 	// Transport carries the Entra, IMDS and /oauth2/exchange requests
 	// (nil: http.DefaultTransport).
@@ -81,11 +82,10 @@ type ACR struct {
 	credErr  error
 	explicit bool
 
-	fetch sync.Mutex // one exchange at a time; the cache is checked again under it
-	gate  gate       // IMDS's managed identity, when nothing else is configured
-
-	mu     sync.Mutex
-	tokens map[string]acrToken // registry host → refresh token
+	mu      sync.Mutex
+	gates   map[string]*gate      // Entra scope → whether IMDS's managed identity has tokens for it
+	tokens  map[string]acrToken   // registry host → refresh token
+	flights map[string]*acrFlight // registry host → the fetch in flight
 }
 
 type acrToken struct {
@@ -101,13 +101,20 @@ func (a *ACR) now() time.Time {
 }
 
 // Warm starts the managed identity probe in the background when the
-// environment configures no other Azure credential, so that no pod waits
-// for it.
+// environment configures no other Azure credential (Ready tells when it
+// has ended).
 func (a *ACR) Warm() {
 	a.credOnce.Do(a.setup)
 	if !a.explicit && a.credErr == nil {
-		a.gate.warm()
+		a.gateFor(acrClouds[0].scope).warm()
 	}
+}
+
+// Ready reports whether the managed identity probe Warm started has
+// ended, or ran firstProbeWait (the webhook's /readyz waits for it).
+func (a *ACR) Ready() bool {
+	a.credOnce.Do(a.setup)
+	return a.explicit || a.credErr != nil || a.gateFor(acrClouds[0].scope).settled()
 }
 
 // Resolve implements authn.Keychain.
@@ -130,7 +137,7 @@ func (a *ACR) ResolveContext(ctx context.Context, target authn.Resource) (authn.
 		return nil, fmt.Errorf("Azure credential: %s", firstLine(a.credErr))
 	}
 	if !a.explicit {
-		ok, err := a.gate.open(ctx)
+		ok, err := a.gateFor(scope).open(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("Azure managed identity for %s: %v", host, err)
 		}
@@ -138,29 +145,84 @@ func (a *ACR) ResolveContext(ctx context.Context, target authn.Resource) (authn.
 			return authn.Anonymous, nil
 		}
 	}
-	a.fetch.Lock()
-	defer a.fetch.Unlock()
-	if tok, ok := a.cached(host); ok {
-		return acrAuth(tok), nil
+	refresh, err := a.refresh(ctx, host, scope)
+	if err != nil {
+		return nil, err
 	}
+	return acrAuth(refresh), nil
+}
+
+// acrFlight is the one token fetch (Entra token and exchange) in flight
+// for a registry; done is closed when tok or err is set.
+type acrFlight struct {
+	done chan struct{}
+	tok  acrToken
+	err  error
+}
+
+// acrFetchTimeout bounds a fetch, which outlives the lookup that started
+// it (its token serves the next ones).
+const acrFetchTimeout = 30 * time.Second
+
+// refresh returns the registry's refresh token: cached, else from the
+// fetch in flight for that registry, started if none is. Lookups of one
+// registry share one fetch, those of other registries never wait for it,
+// and a lookup stops waiting when its context ends.
+func (a *ACR) refresh(ctx context.Context, host, scope string) (string, error) {
+	a.mu.Lock()
+	if t, ok := a.tokens[host]; ok && a.now().Add(acrEarly).Before(t.expires) {
+		a.mu.Unlock()
+		return t.refresh, nil
+	}
+	f := a.flights[host]
+	if f == nil {
+		f = &acrFlight{done: make(chan struct{})}
+		if a.flights == nil {
+			a.flights = map[string]*acrFlight{}
+		}
+		a.flights[host] = f
+		go a.fly(context.WithoutCancel(ctx), host, scope, f)
+	}
+	a.mu.Unlock()
+	select {
+	case <-f.done:
+		if f.err != nil {
+			return "", f.err
+		}
+		return f.tok.refresh, nil
+	case <-ctx.Done():
+		return "", fmt.Errorf("Azure credential for %s: %v", host, ctx.Err())
+	}
+}
+
+// fly runs a fetch and hands its outcome to the lookups waiting for it.
+func (a *ACR) fly(ctx context.Context, host, scope string, f *acrFlight) {
+	ctx, cancel := context.WithTimeout(ctx, acrFetchTimeout)
+	defer cancel()
+	tok, err := a.fetchToken(ctx, host, scope)
+	a.mu.Lock()
+	delete(a.flights, host)
+	if err == nil {
+		if a.tokens == nil {
+			a.tokens = map[string]acrToken{}
+		}
+		put(a.tokens, host, tok)
+	}
+	f.tok, f.err = tok, err
+	a.mu.Unlock()
+	close(f.done)
+}
+
+// fetchToken gets an Entra token for scope and exchanges it at host.
+func (a *ACR) fetchToken(ctx context.Context, host, scope string) (acrToken, error) {
 	at, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return nil, fmt.Errorf("Azure credential: %s", firstLine(err))
+		return acrToken{}, fmt.Errorf("Azure credential: %s", firstLine(err))
 	}
-	tok, err := a.exchange(ctx, host, at)
-	if err != nil {
-		return nil, err
-	}
-	a.mu.Lock()
-	if a.tokens == nil {
-		a.tokens = map[string]acrToken{}
-	}
-	put(a.tokens, host, tok)
-	a.mu.Unlock()
-	return acrAuth(tok.refresh), nil
+	return a.exchange(ctx, host, at)
 }
 
 func acrAuth(refresh string) authn.Authenticator {
@@ -205,18 +267,40 @@ func acrExplicit() bool {
 
 func (a *ACR) setup() {
 	a.explicit = acrExplicit()
-	a.gate = gate{now: a.Now, log: a.Log,
-		missing: "no Azure credential (no managed identity): ACR images are read anonymously",
-		found:   "Azure managed identity found: ACR images are read with it",
-		probe: func(ctx context.Context) error {
-			_, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{acrClouds[0].scope}})
-			return err
-		}}
 	opts := &azidentity.DefaultAzureCredentialOptions{}
 	if a.Transport != nil {
 		opts.ClientOptions.Transport = &http.Client{Transport: a.Transport}
 	}
 	a.cred, a.credErr = azidentity.NewDefaultAzureCredential(opts)
+}
+
+// gateFor returns the probe of IMDS's managed identity for an Entra
+// scope: one per cloud, since a cloud's IMDS issues tokens for its own
+// Resource Manager only (China's refuses management.azure.com).
+func (a *ACR) gateFor(scope string) *gate {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if g := a.gates[scope]; g != nil {
+		return g
+	}
+	domain := ""
+	for _, c := range acrClouds {
+		if c.scope == scope {
+			domain = "*" + c.suffix
+		}
+	}
+	g := &gate{now: a.Now, log: a.Log,
+		missing: "no Azure credential for " + domain + " (no managed identity token for " + scope + "): its images are read anonymously",
+		found:   "Azure managed identity found for " + domain + ": its images are read with it",
+		probe: func(ctx context.Context) error {
+			_, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
+			return err
+		}}
+	if a.gates == nil {
+		a.gates = map[string]*gate{}
+	}
+	a.gates[scope] = g
+	return g
 }
 
 func (a *ACR) client() *http.Client {

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,8 @@ import (
 
 const (
 	acrHost        = "myreg.azurecr.io"
+	slowHost       = "slow.azurecr.io" // a second registry of the fake ACR
+	chinaHost      = "myreg.azurecr.cn"
 	entraHost      = "login.entra.test"
 	acrTenant      = "6b0f1d2e-8c3a-4f7e-9a51-2d4c8e0f7a13"
 	acrClientID    = "3c9e7a1b-5d2f-4e8a-b6c4-0f1e2d3a4b5c"
@@ -132,11 +135,15 @@ type azure struct {
 	imdsDials       int  // connections to the managed identity endpoint
 	managedIdentity bool // IMDS answers (the webhook runs on an Azure VM with an identity)
 	refreshTTL      time.Duration
+	hold            map[string]chan struct{} // host → closed to let its held exchanges answer
+	held            chan string              // a held exchange arrived (its host)
+	imdsAudiences   []string                 // the resources IMDS issues tokens for (nil: any)
 }
 
 func newAzure(t testing.TB) *azure {
 	t.Helper()
-	z := &azure{refresh: map[string]bool{}, access: map[string]bool{}, refreshTTL: 3 * time.Hour}
+	z := &azure{refresh: map[string]bool{}, access: map[string]bool{}, refreshTTL: 3 * time.Hour,
+		hold: map[string]chan struct{}{}, held: make(chan string, 16)}
 	pool, issue := newTLSCA(t)
 	quiet := log.New(io.Discard, "", 0)
 
@@ -151,7 +158,7 @@ func newAzure(t testing.TB) *azure {
 	t.Cleanup(plain.Close)
 	z.pushTo = strings.TrimPrefix(plain.URL, "http://")
 	acr := httptest.NewUnstartedServer(z.serveACR(inner))
-	acr.TLS = &tls.Config{Certificates: []tls.Certificate{issue(acrHost)}}
+	acr.TLS = &tls.Config{Certificates: []tls.Certificate{issue(acrHost, slowHost, chinaHost)}}
 	acr.Config.ErrorLog = quiet
 	acr.StartTLS()
 	t.Cleanup(acr.Close)
@@ -171,7 +178,7 @@ func newAzure(t testing.TB) *azure {
 	z.transport = &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			switch addr {
-			case acrHost + ":443":
+			case acrHost + ":443", slowHost + ":443", chinaHost + ":443":
 				return d.DialContext(ctx, "tcp", acr.Listener.Addr().String())
 			case entraHost + ":443", "login.microsoftonline.com:443":
 				return d.DialContext(ctx, "tcp", entra.Listener.Addr().String())
@@ -198,6 +205,10 @@ func (z *azure) serveIMDS(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 	case r.Header.Get("Metadata") != "true":
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "Required metadata header not specified"})
+	case z.imdsAudiences != nil && !slices.Contains(z.imdsAudiences, strings.TrimSuffix(r.URL.Query().Get("resource"), "/")):
+		// Another cloud's resource (China's IMDS and management.azure.com).
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_resource",
+			"error_description": "AADSTS500011: The resource principal named " + r.URL.Query().Get("resource") + " was not found in the tenant"})
 	default:
 		aud := r.URL.Query().Get("resource")
 		tok := jwt(map[string]any{"tid": acrTenant, "aud": aud, "exp": time.Now().Add(time.Hour).Unix()})
@@ -266,6 +277,52 @@ func (z *azure) serveEntra(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// registryHost is the registry a request of the fake ACR was sent to.
+func registryHost(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		return h
+	}
+	return r.Host
+}
+
+// armAudience is the audience the fake ACR takes Entra tokens for: the
+// Resource Manager of the registry's cloud.
+func armAudience(host string) string {
+	if strings.HasSuffix(host, ".azurecr.cn") {
+		return "https://management.chinacloudapi.cn"
+	}
+	return "https://management.azure.com"
+}
+
+// holdExchanges makes the exchanges at host wait (they report on z.held
+// when they arrive) until the returned function is called.
+func (z *azure) holdExchanges(t *testing.T, host string) (release func()) {
+	ch := make(chan struct{})
+	z.mu.Lock()
+	z.hold[host] = ch
+	z.mu.Unlock()
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// within runs f, failing the test if it has not returned after d: a guard
+// against a hang, far above what f takes, not a timing assertion.
+func within(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s: still blocked after %v", what, d)
+	}
+}
+
 func acrError(w http.ResponseWriter, code int, ec, msg string) {
 	writeJSON(w, code, map[string]any{"errors": []map[string]string{{"code": ec, "message": msg}}})
 }
@@ -274,6 +331,18 @@ func (z *azure) serveACR(inner http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/oauth2/exchange":
+			host := registryHost(r)
+			z.mu.Lock()
+			hold := z.hold[host]
+			z.mu.Unlock()
+			if hold != nil {
+				z.held <- host
+				select {
+				case <-hold:
+				case <-r.Context().Done():
+					return
+				}
+			}
 			r.ParseForm()
 			f := r.PostForm
 			form := map[string]string{}
@@ -285,12 +354,12 @@ func (z *azure) serveACR(inner http.Handler) http.Handler {
 			z.exchangeForms = append(z.exchangeForms, form)
 			aud, known := entraTokens.Load(f.Get("access_token"))
 			switch {
-			case r.Method != http.MethodPost || f.Get("grant_type") != "access_token" || f.Get("service") != acrHost:
-				acrError(w, http.StatusBadRequest, "BAD_REQUEST", "grant_type access_token and service "+acrHost+" expected")
-			case !known || aud != "https://management.azure.com" || z.denyExchange:
+			case r.Method != http.MethodPost || f.Get("grant_type") != "access_token" || f.Get("service") != host:
+				acrError(w, http.StatusBadRequest, "BAD_REQUEST", "grant_type access_token and service "+host+" expected")
+			case !known || aud != armAudience(host) || z.denyExchange:
 				// A real ACR does not echo the token; this fake does, to
 				// check that the keychain's message never carries it.
-				acrError(w, http.StatusUnauthorized, "UNAUTHORIZED", "the token "+f.Get("access_token")+" grants no access to "+acrHost)
+				acrError(w, http.StatusUnauthorized, "UNAUTHORIZED", "the token "+f.Get("access_token")+" grants no access to "+host)
 			default:
 				tok := jwt(map[string]any{"exp": time.Now().Add(z.refreshTTL).Unix(), "grant_type": "refresh_token"})
 				z.refresh[tok] = true
@@ -316,7 +385,8 @@ func (z *azure) serveACR(inner http.Handler) http.Handler {
 			ok := z.access[bearer]
 			z.mu.Unlock()
 			if !ok {
-				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="https://%s/oauth2/token",service="%s"`, acrHost, acrHost))
+				host := registryHost(r)
+				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="https://%s/oauth2/token",service="%s"`, host, host))
 				acrError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
 				return
 			}
@@ -516,8 +586,18 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// settle waits for a running managed identity probe.
-func (a *ACR) settle() { a.gate.settle() }
+// settle waits for the running managed identity probes.
+func (a *ACR) settle() {
+	a.mu.Lock()
+	var gates []*gate
+	for _, g := range a.gates {
+		gates = append(gates, g)
+	}
+	a.mu.Unlock()
+	for _, g := range gates {
+		g.settle()
+	}
+}
 
 // TestACRNoCredential: with no Azure credential configured, outside Azure
 // (the managed identity endpoint never answers), an ACR image is read
@@ -544,6 +624,9 @@ func TestACRNoCredential(t *testing.T) {
 	start := time.Now()
 	acr.Warm()
 	acr.settle()
+	if !acr.Ready() {
+		t.Error("not ready after the first probe ended")
+	}
 	t.Logf("the probe at the start, in the background: %v (reported, not asserted)", time.Since(start))
 	for i, tag := range []string{"1.0", "1.1", "1.2"} {
 		img := z.push(t, "public/app:"+tag, []string{"/app"}, nil)
@@ -623,6 +706,40 @@ func TestACRManagedIdentity(t *testing.T) {
 	}
 }
 
+// TestACRManagedIdentityOtherCloud: in Azure China, IMDS issues tokens
+// for China's Resource Manager only. The probe for *.azurecr.io finds no
+// identity (logged), yet an .azurecr.cn image is read with the managed
+// identity's token for management.chinacloudapi.cn.
+func TestACRManagedIdentityOtherCloud(t *testing.T) {
+	z := newAzure(t)
+	z.managedIdentity = true
+	z.imdsAudiences = []string{"https://management.chinacloudapi.cn"}
+	azureEnv(t, "")
+	// A user-assigned identity of its own: MSAL's process-wide cache holds
+	// the system-assigned identity's public cloud token of other tests.
+	t.Setenv("AZURE_CLIENT_ID", "7d2c9b4e-1f3a-4c5d-8e6f-"+randomHex()[:12])
+	var logs syncBuffer
+	acr := &ACR{Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	pods := acrPods(z, acr)
+	acr.Warm()
+	acr.settle()
+	img := strings.Replace(z.push(t, "team/app:1.0", []string{"/app"}, nil), acrHost, chinaHost, 1)
+	ep, _, err := pods.Entrypoint(context.Background(), acrPod(), img)
+	if err != nil || ep[0] != "/app" {
+		t.Fatalf("%s: %q %v", img, ep, err)
+	}
+	z.mu.Lock()
+	form := z.exchangeForms[0]
+	z.mu.Unlock()
+	if form["service"] != chinaHost || form["tenant"] != acrTenant {
+		t.Errorf("exchange form %v", form)
+	}
+	if !strings.Contains(logs.String(), "no Azure credential for *.azurecr.io") || strings.Contains(logs.String(), "*.azurecr.cn (") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+	z.noToken(t, logs.String())
+}
+
 // TestACRWorkloadIdentity: AKS workload identity (what its webhook puts in
 // the pod's environment): the federated token file is Entra's client
 // assertion; concurrent lookups of one registry make one exchange.
@@ -636,7 +753,11 @@ func TestACRWorkloadIdentity(t *testing.T) {
 	t.Setenv("AZURE_CLIENT_ID", acrClientID)
 	t.Setenv("AZURE_TENANT_ID", acrTenant)
 	t.Setenv("AZURE_FEDERATED_TOKEN_FILE", file)
-	pods := acrPods(z, &ACR{})
+	acr := &ACR{}
+	pods := acrPods(z, acr)
+	if !acr.Ready() {
+		t.Error("with workload identity configured, not ready (there is no probe to wait for)")
+	}
 	var imgs []string
 	for i := range 8 {
 		imgs = append(imgs, z.push(t, fmt.Sprintf("team/app:%d", i), []string{fmt.Sprintf("/app%d", i)}, nil))
@@ -655,6 +776,58 @@ func TestACRWorkloadIdentity(t *testing.T) {
 	}
 	if e, x, imds := z.counts(); e != 1 || x != 1 || imds != 0 {
 		t.Errorf("%d Entra tokens, %d exchanges, %d IMDS probes; want 1, 1, 0", e, x, imds)
+	}
+}
+
+// TestACRRegistriesApart: a fetch that hangs (here the slow registry's
+// exchange) holds up neither the lookups of another registry nor a lookup
+// of its own registry whose context ends; when it answers, its token is
+// cached for the next lookups.
+func TestACRRegistriesApart(t *testing.T) {
+	z := newAzure(t)
+	azureEnv(t, acrSecret)
+	release := z.holdExchanges(t, slowHost)
+	acr := &ACR{Transport: z.transport}
+	slow, _ := name.NewRegistry(slowHost)
+	fast, _ := name.NewRegistry(acrHost)
+	slowErr := make(chan error, 1)
+	go func() {
+		_, err := acr.ResolveContext(context.Background(), slow)
+		slowErr <- err
+	}()
+	if h := <-z.held; h != slowHost {
+		t.Fatalf("held exchange at %s", h)
+	}
+
+	within(t, 20*time.Second, "a lookup of another registry", func() {
+		a, err := acr.ResolveContext(context.Background(), fast)
+		if err != nil || a == authn.Anonymous {
+			t.Errorf("%s while %s hangs: %v %v", acrHost, slowHost, a, err)
+		}
+	})
+	within(t, 20*time.Second, "a lookup whose context ended", func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := acr.ResolveContext(ctx, slow)
+		if err == nil || !strings.Contains(err.Error(), "context canceled") || !strings.Contains(err.Error(), slowHost) {
+			t.Errorf("a lookup of %s whose context ended: %v", slowHost, err)
+		}
+	})
+	if _, x, _ := z.counts(); x != 1 {
+		t.Errorf("%d exchanges before the slow one answers, want 1", x)
+	}
+
+	release()
+	if err := <-slowErr; err != nil {
+		t.Fatalf("the slow registry's lookup: %v", err)
+	}
+	if a, err := acr.ResolveContext(context.Background(), slow); err != nil || a == authn.Anonymous {
+		t.Errorf("cached: %v %v", a, err)
+	}
+	// One Entra token (the SDK caches it per scope), one exchange per
+	// registry.
+	if e, x, _ := z.counts(); e != 1 || x != 2 {
+		t.Errorf("%d Entra tokens, %d exchanges; want 1, 2", e, x)
 	}
 }
 

@@ -69,6 +69,13 @@ func (e *ECR) Warm() {
 	}
 }
 
+// Ready reports whether the instance role probe Warm started has ended,
+// or ran firstProbeWait (the webhook's /readyz waits for it).
+func (e *ECR) Ready() bool {
+	e.once.Do(e.setup)
+	return e.explicit || e.gate.settled()
+}
+
 // Resolve implements authn.Keychain.
 func (e *ECR) Resolve(target authn.Resource) (authn.Authenticator, error) {
 	return e.ResolveContext(context.Background(), target)

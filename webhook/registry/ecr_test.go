@@ -98,6 +98,9 @@ func TestECRNoCredential(t *testing.T) {
 	}
 	ecr.Warm()
 	ecr.gate.settle()
+	if !ecr.Ready() {
+		t.Error("not ready after the first probe ended")
+	}
 	probe := imdsRequests.Load()
 	if probe == 0 {
 		t.Fatal("the probe did not ask IMDS")

@@ -12,13 +12,22 @@ import (
 // failed by accident on the cloud soon gives way).
 const retryMissing = time.Minute
 
+// firstProbeWait bounds how long the webhook's readiness waits for the
+// first probe (see settled): where the metadata service drops packets, a
+// probe can take seconds, and a webhook outside the clouds must become
+// ready all the same.
+const firstProbeWait = 10 * time.Second
+
 // gate tells a cloud keychain whether its credential is there when only an
 // instance metadata service could give it (an Azure managed identity, an
 // EC2 instance role), from probes that run apart from the lookups: warm
-// starts the first at the webhook's start, and a lookup waits only for that
-// first probe while it runs. Once a probe found nothing, lookups go on
-// anonymously and one a minute later or more starts the next probe in the
-// background: outside the cloud, no pod waits for the metadata service.
+// starts the first at the webhook's start, and a lookup waits for that
+// first probe while it runs (where the metadata service drops packets,
+// seconds). The webhook reports itself not ready until that first probe
+// ended (settled, at most firstProbeWait), so that, deployed where the
+// probe is slow, a replica takes no pod before it knows. Once a probe found
+// nothing, lookups go on anonymously and one a minute later or more starts
+// the next probe in the background without waiting for it.
 type gate struct {
 	probe   func(ctx context.Context) error
 	now     func() time.Time
@@ -27,6 +36,7 @@ type gate struct {
 	found   string // logged when a probe finds it again
 
 	mu          sync.Mutex
+	warmed      time.Time     // when warm started the first probe (zero: not called)
 	probed      bool          // a probe has ended
 	done        chan struct{} // closed when the running probe ends; nil when none runs
 	unavailable time.Time     // zero: the credential is there; else when to probe again
@@ -42,10 +52,21 @@ func (g *gate) clock() time.Time {
 // warm starts the first probe unless one ran or runs.
 func (g *gate) warm() {
 	g.mu.Lock()
+	if g.warmed.IsZero() {
+		g.warmed = g.clock()
+	}
 	if !g.probed && g.done == nil {
 		g.start()
 	}
 	g.mu.Unlock()
+}
+
+// settled reports whether the first probe has ended, or was started by
+// warm firstProbeWait ago or more; true when warm was not called.
+func (g *gate) settled() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.warmed.IsZero() || g.probed || !g.clock().Before(g.warmed.Add(firstProbeWait))
 }
 
 // start runs a probe in the background; g.mu is held.
@@ -102,15 +123,5 @@ func (g *gate) open(ctx context.Context) (bool, error) {
 		}
 		g.mu.Unlock()
 		return false, nil
-	}
-}
-
-// settle waits for a running probe (tests).
-func (g *gate) settle() {
-	g.mu.Lock()
-	ch := g.done
-	g.mu.Unlock()
-	if ch != nil {
-		<-ch
 	}
 }

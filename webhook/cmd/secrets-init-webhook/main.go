@@ -131,8 +131,8 @@ func serve(c config, log *slog.Logger) error {
 	}}
 	ecr, acr := &registry.ECR{Log: log}, &registry.ACR{Log: log}
 	cloud := registry.CloudKeychains(ecr, acr)
-	// Outside AWS and Azure, the instance metadata probes run now, not in
-	// a pod's admission.
+	// The instance metadata probes run now, not in a pod's admission;
+	// /readyz waits for them.
 	ecr.Warm()
 	acr.Warm()
 	inj := &inject.Injector{
@@ -176,12 +176,12 @@ func serve(c config, log *slog.Logger) error {
 		}})
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "the caBundle is not patched yet", http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ok\n"))
+	// Not ready while the first instance metadata probes run (10s at most):
+	// a replica takes no pod before it knows its cloud credentials.
+	mux.Handle("/readyz", server.Readiness{
+		{Ready: ready.Load, Waiting: "the caBundle is not patched yet"},
+		{Ready: ecr.Ready, Waiting: "the AWS instance role probe is running"},
+		{Ready: acr.Ready, Waiting: "the Azure managed identity probe is running"},
 	})
 	mux.Handle("/metrics", metrics)
 	srv := &http.Server{Handler: mux, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
