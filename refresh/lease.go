@@ -315,7 +315,7 @@ func (l *Loop) reread(ctx context.Context, les []*leased) {
 	now := l.now
 	byT := map[provider.Target]provider.Status{}
 	for _, v := range l.res.Variables() {
-		if _, ok := byT[v.Ref.Target]; !ok {
+		if _, ok := byT[v.Ref.Target]; !ok && v.Err == nil && v.Ref.Opts.Refresh.Kind != provider.ActOff {
 			byT[v.Ref.Target] = v
 		}
 	}

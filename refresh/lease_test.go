@@ -478,3 +478,31 @@ func TestLeaseRenewalDenied(t *testing.T) {
 		}
 	}
 }
+
+// One variable of a leased secret with ?refresh=off makes the whole lease
+// off: its variables never mix the credentials of two leases (SPEC §3),
+// and no lease is read again, renewed or revoked.
+func TestLeaseOneVariableOff(t *testing.T) {
+	for _, first := range []string{"off", "on"} {
+		t.Run("first="+first, func(t *testing.T) {
+			st := &leaseStore{ttl: 9 * time.Second, max: 9 * time.Second}
+			user := "DB_USER=vault:database/creds/app#username?refresh=off"
+			pass := "DB_PASS=vault:database/creds/app#password"
+			env := []string{user, pass}
+			if first == "on" {
+				env = []string{pass, user}
+			}
+			h := startLeases(t, st, Config{}, env...)
+			h.run(h.clock.now.Add(30 * time.Second))
+			if len(h.actor.restarts) != 0 || len(st.leases) != 1 || st.renewals != 0 {
+				t.Fatalf("%d restarts, %d reads, %d renewals; want 0, 1, 0\n%s", len(h.actor.restarts), len(st.leases), st.renewals, h.log)
+			}
+			if !st.leases[0].revoked.IsZero() {
+				t.Errorf("the lease in use was revoked")
+			}
+			if !strings.Contains(h.log.String(), "off=DB_USER") {
+				t.Errorf("the log does not say why the lease is not kept:\n%s", h.log)
+			}
+		})
+	}
+}
