@@ -67,7 +67,7 @@ type tokenWatch struct {
 // superseded is a lease that a re-read replaced, waiting for the restart
 // that reaps the command that used it.
 type superseded struct {
-	kind  provider.Kind
+	t     provider.Target
 	id    provider.LeaseID
 	names []string
 }
@@ -326,7 +326,7 @@ func (l *Loop) reread(ctx context.Context, les []*leased) {
 	for _, le := range les {
 		s := byT[le.t]
 		if le.id != "" && le.id != s.LeaseID && !deleted[le.t] {
-			l.lease.superseded = append(l.lease.superseded, superseded{kind: le.t.Kind, id: le.id, names: le.names})
+			l.lease.superseded = append(l.lease.superseded, superseded{t: le.t, id: le.id, names: le.names})
 		}
 		switch {
 		case deleted[le.t]:
@@ -347,13 +347,33 @@ func (l *Loop) reread(ctx context.Context, les []*leased) {
 
 // afterAction revokes the superseded leases once a restart has reaped
 // the command that used them; after a signal or no action that command
-// still runs with them, so they are left to expire.
+// still runs with them, so they are left to expire. A lease whose
+// replacement was not delivered (a variable of its target is still
+// staged: its file=PATH could not be written) is kept for the next
+// successful restart: a variable of the new command may still hold its
+// credentials.
 func (l *Loop) afterAction(ctx context.Context, restarted bool) {
 	if len(l.lease.superseded) == 0 {
 		return
 	}
 	old := l.lease.superseded
 	l.lease.superseded = nil
+	if restarted {
+		pending := map[provider.Target]bool{}
+		for _, c := range l.res.Staged() {
+			pending[c.Ref.Target] = true
+		}
+		var revoke []superseded
+		for _, s := range old {
+			if pending[s.t] {
+				l.lease.superseded = append(l.lease.superseded, s)
+				l.cfg.Log.Info("refresh: a superseded lease is kept until its new credentials are delivered", "variables", strings.Join(s.names, ","))
+				continue
+			}
+			revoke = append(revoke, s)
+		}
+		old = revoke
+	}
 	if !restarted {
 		l.cfg.Log.Debug("refresh: the command still runs with the credentials of the superseded leases; they are left to expire", "leases", len(old))
 		return
@@ -365,7 +385,7 @@ func (l *Loop) afterAction(ctx context.Context, restarted bool) {
 	}
 	for _, s := range old {
 		log := l.cfg.Log.With("variables", strings.Join(s.names, ","))
-		lr := l.leaser(ctx, s.kind)
+		lr := l.leaser(ctx, s.t.Kind)
 		if lr == nil {
 			continue
 		}

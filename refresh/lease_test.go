@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -504,5 +505,47 @@ func TestLeaseOneVariableOff(t *testing.T) {
 				t.Errorf("the log does not say why the lease is not kept:\n%s", h.log)
 			}
 		})
+	}
+}
+
+// When a re-read's new credentials cannot all be delivered (a file=PATH
+// write fails, so that variable keeps the old ones), the restart that
+// follows does not revoke the superseded lease; the next successful
+// restart does.
+func TestLeaseKeptUntilDelivered(t *testing.T) {
+	st := &leaseStore{ttl: 9 * time.Second, max: 9 * time.Second}
+	h := startLeases(t, st, Config{}, "DB_USER=vault:database/creds/app#username",
+		"DB_PASS=vault:database/creds/app#password?file=DIR/pass")
+	t0 := h.clock.now
+	path := filepath.Join(h.dir, "pass")
+	// A directory in its place: the rename of the new file fails.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(path, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h.run(t0.Add(7 * time.Second))
+	if len(h.actor.restarts) != 1 || len(st.leases) != 2 {
+		t.Fatalf("%d restarts, %d reads; want 1, 2\n%s", len(h.actor.restarts), len(st.leases), h.log)
+	}
+	if !st.leases[0].revoked.IsZero() {
+		t.Fatalf("the superseded lease was revoked while DB_PASS still holds its password\n%s", h.log)
+	}
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
+	h.run(t0.Add(13 * time.Second))
+	if len(h.actor.restarts) != 2 {
+		t.Fatalf("%d restarts, want 2\n%s", len(h.actor.restarts), h.log)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.HasPrefix(string(b), "pass-3-") {
+		t.Errorf("DB_PASS's file does not hold lease 3's password (%v)", err)
+	}
+	for _, n := range []int{0, 1} {
+		if r := st.leases[n]; r.revoked.IsZero() || r.restarts != 2 {
+			t.Errorf("lease %d: revoked at %v after %d restarts; want after the second restart", n+1, r.revoked, r.restarts)
+		}
 	}
 }
