@@ -413,6 +413,15 @@ func (l *Loop) tokenCall(ctx context.Context, tw *tokenWatch) {
 	op := tw.op
 	st := lr.Token(ctx, op)
 	if st.Err != nil {
+		if errors.Is(st.Err, provider.ErrDenied) && op != provider.TokenLogin && st.Login && st.TTL > 0 {
+			// Its policy has no lookup-self or renew-self, but the store
+			// logged in and its login said how long the token lasts:
+			// log in again at two thirds of that.
+			tw.op, tw.ttl, tw.end = provider.TokenLogin, st.TTL, l.now.Add(st.TTL)
+			tw.next = twoThirds(l.now, tw.end)
+			log.Warn("refresh: cannot "+tokenVerb[op]+" the token; logging in again before the login's TTL ends instead", "expires", stamp(tw.end), "login_at", stamp(tw.next), "err", oneLine(st.Err))
+			return
+		}
 		if errors.Is(st.Err, provider.ErrDenied) && op != provider.TokenLogin {
 			// Its policy has no lookup-self or renew-self: nothing to do
 			// for it but say so, once.

@@ -45,7 +45,10 @@ type leaseStore struct {
 	renewals int
 	fail     error // every call fails while set
 	deny     bool  // renewals and token calls are denied (the policy lacks them)
-	denied   int   // calls denied
+	// token lookups and renewals are denied, with the TTL the login said
+	// (a token of a login without the default policy)
+	denyToken bool
+	denied    int // calls denied
 
 	token struct {
 		ttl, max     time.Duration
@@ -145,6 +148,14 @@ func (s *leaseStore) Token(_ context.Context, op provider.TokenOp) provider.Leas
 		return provider.LeaseState{Err: fmt.Errorf("%w: the Vault token needs the \"read\" capability on auth/token/lookup-self", provider.ErrDenied)}
 	}
 	now := s.clock.now
+	if s.denyToken && op != provider.TokenLogin {
+		s.denied++
+		if tk.end.IsZero() {
+			tk.end, tk.maxEnd = now.Add(tk.ttl), now.Add(tk.max)
+		}
+		return provider.LeaseState{Err: fmt.Errorf("%w: the Vault token needs the \"read\" capability on auth/token/lookup-self", provider.ErrDenied),
+			Login: tk.login, TTL: max(tk.end.Sub(now), 0)}
+	}
 	if tk.neverExpires {
 		return provider.LeaseState{}
 	}
@@ -170,7 +181,9 @@ func (s *leaseStore) Token(_ context.Context, op provider.TokenOp) provider.Leas
 		tk.ins++
 		tk.end, tk.maxEnd = now.Add(tk.ttl), now.Add(tk.max)
 	}
-	return provider.LeaseState{TTL: tk.end.Sub(now), Renewable: tk.renewable, Login: tk.login}
+	// A login whose token may not look itself up does not know whether
+	// it is renewable (the vault store says it is not).
+	return provider.LeaseState{TTL: tk.end.Sub(now), Renewable: tk.renewable && !s.denyToken, Login: tk.login}
 }
 
 // startLeases runs a Loop over the fake store as Vault's, with cfg's
@@ -547,5 +560,28 @@ func TestLeaseKeptUntilDelivered(t *testing.T) {
 		if r := st.leases[n]; r.revoked.IsZero() || r.restarts != 2 {
 			t.Errorf("lease %d: revoked at %v after %d restarts; want after the second restart", n+1, r.revoked, r.restarts)
 		}
+	}
+}
+
+// A logged-in token that may not look itself up nor renew itself (no
+// default policy) is replaced by a new login at two thirds of the TTL
+// its login gave, before it ends, with the leases read under it.
+func TestTokenDeniedLogsInAgain(t *testing.T) {
+	st := &leaseStore{ttl: 10 * time.Hour, max: 240 * time.Hour, renewable: true, denyToken: true}
+	st.token.ttl, st.token.max, st.token.renewable, st.token.login = time.Hour, 24*time.Hour, true, true
+	h := startLeases(t, st, Config{}, "DB_USER=vault:database/creds/app#username")
+	t0 := h.clock.now
+	h.run(t0.Add(3 * time.Hour))
+	if st.token.ins != 4 || st.denied != 1 {
+		t.Fatalf("%d logins, %d denied calls in 3h of a 1h token; want 4 (every 40m), 1\n%s", st.token.ins, st.denied, h.log)
+	}
+	if !h.clock.now.Before(st.token.end) {
+		t.Errorf("the token ended at %v", st.token.end.Sub(t0))
+	}
+	if len(h.actor.restarts) != 4 {
+		t.Errorf("%d restarts, want 4 (the leases of each old token read again)", len(h.actor.restarts))
+	}
+	if n := strings.Count(h.log.String(), "logging in again before the login's TTL ends"); n != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", n, h.log)
 	}
 }

@@ -59,6 +59,11 @@ func (st *store) RevokeLease(ctx context.Context, id provider.LeaseID) error {
 // or replaces (a new login, then lookup-self) the store's token. Both
 // paths are in Vault's default policy. Login is true when the store logs
 // in with an auth method, and so can get a new token.
+//
+// A token of a login whose policy lacks them (no default policy) gets
+// ErrDenied for lookup-self and renew-self, with TTL the time its login
+// said it has left, so that the caller can log in again before it ends;
+// a new login then answers with the login's TTL.
 func (st *store) Token(ctx context.Context, op provider.TokenOp) provider.LeaseState {
 	defer st.http.CloseIdleConnections()
 	_, fixed := st.login.(fixedToken)
@@ -82,7 +87,7 @@ func (st *store) Token(ctx context.Context, op provider.TokenOp) provider.LeaseS
 			return err
 		})
 		if err != nil {
-			return state(provider.LeaseState{Err: leaseError(st.client, err, "auth/token/renew-self")})
+			return st.deniedToken(state, leaseError(st.client, err, "auth/token/renew-self"))
 		}
 		if secret == nil || secret.Auth == nil {
 			return state(provider.LeaseState{Err: errors.New("Vault renewed the token but sent no answer (auth/token/renew-self)")})
@@ -95,7 +100,11 @@ func (st *store) Token(ctx context.Context, op provider.TokenOp) provider.LeaseS
 		return err
 	})
 	if err != nil {
-		return state(provider.LeaseState{Err: leaseError(st.client, err, "auth/token/lookup-self")})
+		err = leaseError(st.client, err, "auth/token/lookup-self")
+		if ttl := st.loginLeft(); op == provider.TokenLogin && ttl > 0 && errors.Is(err, provider.ErrDenied) {
+			return state(provider.LeaseState{TTL: ttl}) // logged in; its answer said how long for
+		}
+		return st.deniedToken(state, err)
 	}
 	ttl, err := secret.TokenTTL()
 	if err != nil {
@@ -103,6 +112,27 @@ func (st *store) Token(ctx context.Context, op provider.TokenOp) provider.LeaseS
 	}
 	renewable, _ := secret.TokenIsRenewable()
 	return state(provider.LeaseState{TTL: ttl, Renewable: renewable})
+}
+
+// deniedToken is the answer to a token call that failed with err: when
+// it was denied and a login said how long its token lasts, with that TTL.
+func (st *store) deniedToken(state func(provider.LeaseState) provider.LeaseState, err error) provider.LeaseState {
+	s := provider.LeaseState{Err: err}
+	if errors.Is(err, provider.ErrDenied) {
+		s.TTL = st.loginLeft()
+	}
+	return state(s)
+}
+
+// loginLeft is how long the token of the last login has left, by its
+// answer (0: a given token, a login without a TTL, or ended).
+func (st *store) loginLeft() time.Duration {
+	st.tokenMu.Lock()
+	defer st.tokenMu.Unlock()
+	if st.loginEnd.IsZero() {
+		return 0
+	}
+	return max(time.Until(st.loginEnd), 0)
 }
 
 // forgetToken drops the token, so that the next call logs in again.
