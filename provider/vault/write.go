@@ -207,7 +207,10 @@ func decodeWrite(secret *api.Secret, path string, now time.Time) provider.Result
 		res.Version = s
 	}
 	if secret != nil && secret.LeaseID != "" && secret.LeaseDuration > 0 {
+		// As for a read (decode): the refresh loop renews and revokes
+		// it (aws/sts/ROLE, database credentials issued by a write).
 		res.Lease = time.Duration(secret.LeaseDuration) * time.Second
+		res.LeaseID, res.Renewable = provider.LeaseID(secret.LeaseID), secret.Renewable
 	}
 	if exp, ok := expiration(data["expiration"]); ok {
 		left := exp.Sub(now)

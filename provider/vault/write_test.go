@@ -56,7 +56,7 @@ func (v *writeVault) start(t *testing.T) *httptest.Server {
 		case "/v1/database/rotate":
 			w.WriteHeader(http.StatusNoContent)
 		case "/v1/database/creds/app":
-			fmt.Fprintf(w, `{"lease_id":"database/creds/app/x","lease_duration":600,"data":{"password":%q}}`, canary)
+			fmt.Fprintf(w, `{"lease_id":"database/creds/app/x","lease_duration":600,"renewable":true,"data":{"password":%q}}`, canary)
 		default:
 			w.WriteHeader(http.StatusNotFound)
 			fmt.Fprint(w, `{"errors":[]}`)
@@ -333,6 +333,22 @@ func TestWriteExpiredCertificate(t *testing.T) {
 	}
 	if n := len(v.requests()); n != 1 {
 		t.Errorf("%d writes, want 1", n)
+	}
+}
+
+// A write whose answer has a lease (database credentials, aws/sts)
+// gives its id and renewability, as a read does, so that the refresh loop
+// renews and revokes it; a certificate's expiration alone gives none.
+func TestWriteLeaseID(t *testing.T) {
+	v := &writeVault{}
+	p := openAt(t, v.start(t).URL)
+	rs := p.Fetch(t.Context(), []provider.Target{writeTarget(t, `>>vault:database/creds/app#password#{"ttl":"10m"}`),
+		writeTarget(t, `>>vault:pki/issue/web#certificate#{"common_name":"web.example.com"}`)})
+	if r := rs[0]; r.Err != nil || r.LeaseID.Reveal() != "database/creds/app/x" || !r.Renewable || r.Lease != 10*time.Minute {
+		t.Errorf("leased write: err %v, lease %v, renewable %t, id given %t", r.Err, r.Lease, r.Renewable, r.LeaseID != "")
+	}
+	if r := rs[1]; r.Err != nil || r.LeaseID != "" || r.Renewable || r.Lease <= 0 {
+		t.Errorf("certificate: err %v, lease %v, renewable %t, id given %t", r.Err, r.Lease, r.Renewable, r.LeaseID != "")
 	}
 }
 
