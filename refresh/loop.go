@@ -131,6 +131,12 @@ func New(cfg Config, res *provider.Resolution) *Loop {
 			l.track(s)
 			continue
 		}
+		if s.Ref.IsWrite() {
+			// A write without lease or expiration: never polled (each
+			// poll would issue anew), as PlanOf says.
+			l.unknown[s.Ref.Target] = true
+			continue
+		}
 		det := cfg.Detectors[s.Ref.Kind]
 		if cfg.Interval <= 0 { // --refresh leases: no value is checked
 			l.unknown[s.Ref.Target] = true
