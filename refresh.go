@@ -186,7 +186,7 @@ func refreshPlans(o *options.Options, report []provider.Status) *checkPlans {
 			continue
 		}
 		if s.Lease > 0 && s.Ref.Opts.Refresh.Kind != provider.ActOff {
-			plan := refresh.LeasePlan(s.Lease, seen[s.Ref.Target])
+			plan := refresh.LeasePlan(s, seen[s.Ref.Target])
 			p.total += plan.PerMonth
 			seen[s.Ref.Target] = true
 			p.plans = append(p.plans, plan)

@@ -512,14 +512,25 @@ func (l *Loop) leaseStatus(vs *VarState, v provider.Status) {
 	vs.Checked = &c
 }
 
-// LeasePlan is how `check --refresh` shows a value that came with a lease
-// of ttl: not polled, renewed at about two thirds of its TTL (one call
-// each; the re-reads its max TTL causes are not counted). shared is true
-// when an earlier reference already counts its target.
-func LeasePlan(ttl time.Duration, shared bool) Plan {
-	p := Plan{How: "a lease: not polled; renewed at about 2/3 of its TTL (sys/leases/renew), new credentials read before it ends", Implemented: true}
-	if !shared && ttl > 0 {
-		p.PerMonth = int(math.Ceil(float64(month) / float64(ttl*2/3)))
+// LeasePlan is how `check --refresh` shows a value s that came with a
+// lease: not polled; renewed at about two thirds of its TTL when the lease
+// is renewable and has an id (one call each; the re-reads its max TTL
+// causes are not counted), else read again (or, for a write, issued
+// again) at about two thirds of it. shared is true when an earlier
+// reference already counts its target.
+func LeasePlan(s provider.Status, shared bool) Plan {
+	var how string
+	switch {
+	case s.LeaseID != "" && s.Renewable:
+		how = "a lease: not polled; renewed at about 2/3 of its TTL (sys/leases/renew), new credentials read before it ends"
+	case s.Ref.IsWrite():
+		how = "a Vault write: not polled; issued again at about 2/3 of its lease or certificate validity"
+	default:
+		how = "a lease that cannot be renewed: not polled; new credentials read at about 2/3 of its TTL"
+	}
+	p := Plan{How: how, Implemented: true}
+	if !shared && s.Lease > 0 {
+		p.PerMonth = int(math.Ceil(float64(month) / float64(s.Lease*2/3)))
 	}
 	return p
 }

@@ -464,11 +464,29 @@ func TestLeaseRevokedElsewhere(t *testing.T) {
 // check --refresh: a leased value costs one renewal per two thirds of its
 // TTL, counted once per target.
 func TestLeasePlan(t *testing.T) {
-	if p := LeasePlan(time.Hour, false); p.PerMonth != 1080 || !strings.Contains(p.How, "not polled") {
-		t.Errorf("1h lease: %+v, want 1080 renewals a month", p)
-	}
-	if p := LeasePlan(time.Hour, true); p.PerMonth != 0 {
-		t.Errorf("a shared target counted again: %+v", p)
+	read, _, _ := provider.Parse("vault:database/creds/app#username")
+	write, _, _ := provider.Parse(`>>vault:pki/issue/web#certificate#{"common_name":"w"}`)
+	for _, c := range []struct {
+		name string
+		s    provider.Status
+		how  string
+	}{
+		{"renewable", provider.Status{Ref: read, Lease: time.Hour, LeaseID: "l", Renewable: true}, "renewed at about 2/3 of its TTL (sys/leases/renew)"},
+		{"not renewable", provider.Status{Ref: read, Lease: time.Hour, LeaseID: "l"}, "cannot be renewed: not polled; new credentials read"},
+		{"no lease id", provider.Status{Ref: read, Lease: time.Hour, Renewable: true}, "cannot be renewed"},
+		{"certificate", provider.Status{Ref: write, Lease: time.Hour}, "a Vault write: not polled; issued again"},
+		{"leased write", provider.Status{Ref: write, Lease: time.Hour, LeaseID: "l", Renewable: true}, "renewed at about 2/3"},
+	} {
+		p := LeasePlan(c.s, false)
+		if p.PerMonth != 1080 || !strings.Contains(p.How, c.how) {
+			t.Errorf("%s: %+v, want 1080 calls a month and %q", c.name, p, c.how)
+		}
+		if c.how != "renewed at about 2/3" && c.name != "renewable" && strings.Contains(p.How, "sys/leases/renew") {
+			t.Errorf("%s: %q names renewals", c.name, p.How)
+		}
+		if p := LeasePlan(c.s, true); p.PerMonth != 0 {
+			t.Errorf("%s: a shared target counted again: %+v", c.name, p)
+		}
 	}
 }
 
