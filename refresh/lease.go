@@ -80,7 +80,11 @@ type leases struct {
 	leasers    map[provider.Kind]provider.Leaser
 	noLeaser   map[provider.Kind]bool
 	superseded []superseded
-	counters   LeaseCounters
+	// reaped are superseded leases whose command was reaped, waiting for
+	// the store to open to be revoked, at revokeAt (zero: none).
+	reaped   []superseded
+	revokeAt time.Time
+	counters LeaseCounters
 }
 
 // LeaseCounters count lease events since secrets-init started.
@@ -176,32 +180,34 @@ func (l *Loop) leaseWake() time.Time {
 	for _, tw := range l.lease.tokens {
 		earliest(tw.next)
 	}
+	earliest(l.lease.revokeAt)
 	return wake
 }
 
-// leaser returns the Leaser of kind, opened at the first need (nil: the
-// store has none; its leases can only be read again).
-func (l *Loop) leaser(ctx context.Context, kind provider.Kind) provider.Leaser {
+// leaser returns the Leaser of kind, opened at the first need (nil and
+// no error: the store has none; its leases can only be read again). An
+// error is a store that could not be opened this time: the caller tries
+// again later.
+func (l *Loop) leaser(ctx context.Context, kind provider.Kind) (provider.Leaser, error) {
 	if lr := l.lease.leasers[kind]; lr != nil || l.lease.noLeaser[kind] {
-		return lr
+		return lr, nil
 	}
 	open := l.cfg.Leasers[kind]
 	if open == nil {
 		l.lease.noLeaser[kind] = true
-		return nil
+		return nil, nil
 	}
 	st, err := open(ctx, provider.Settings{Log: l.cfg.Log, Limit: provider.NewLimiter(1)})
 	if err != nil {
-		l.cfg.Log.Warn("refresh: cannot open the store to renew its leases; trying again later", "store", kind.String(), "err", oneLine(err))
-		return nil
+		return nil, errors.New("cannot open the store: " + oneLine(err))
 	}
 	lr, ok := st.(provider.Leaser)
 	if !ok {
 		l.lease.noLeaser[kind] = true
-		return nil
+		return nil, nil
 	}
 	l.lease.leasers[kind] = lr
-	return lr
+	return lr, nil
 }
 
 // leaseStep makes the token and lease calls due now, and then writes the
@@ -233,19 +239,25 @@ func (l *Loop) leaseStep(ctx context.Context) {
 	if len(reread) > 0 {
 		l.reread(ctx, reread)
 	}
+	if !l.lease.revokeAt.IsZero() && !l.now.Before(l.lease.revokeAt) {
+		l.revokeReaped(ctx)
+	}
 }
 
 // renew renews one lease. A renewal cut short by the max TTL (it lasts
 // less than the lease's TTL), no longer renewable, or refused as gone
 // means new credentials at once; a denied one, before the lease ends.
 func (l *Loop) renew(ctx context.Context, le *leased) {
-	lr := l.leaser(ctx, le.t.Kind)
-	if lr == nil {
+	lr, err := l.leaser(ctx, le.t.Kind)
+	if lr == nil && err == nil {
 		le.reread = true
 		return
 	}
 	log := l.cfg.Log.With("variables", strings.Join(le.names, ","))
-	st := lr.RenewLease(ctx, le.id, le.ttl)
+	st := provider.LeaseState{Err: err} // a store that did not open: as a failed renewal
+	if err == nil {
+		st = lr.RenewLease(ctx, le.id, le.ttl)
+	}
 	if st.Err != nil {
 		le.state = "stale"
 		le.next = retryAt(l.now, le.end, le.ttl)
@@ -383,9 +395,27 @@ func (l *Loop) afterAction(ctx context.Context, restarted bool) {
 		ctx, cancel = context.WithTimeout(ctx, l.cfg.Timeout)
 		defer cancel()
 	}
+	l.lease.reaped = append(l.lease.reaped, old...)
+	l.revokeReaped(ctx)
+}
+
+// revokeReaped revokes the superseded leases whose command was reaped. A
+// store that cannot be opened now keeps them for another try, after
+// minRetry.
+func (l *Loop) revokeReaped(ctx context.Context) {
+	old := l.lease.reaped
+	l.lease.reaped, l.lease.revokeAt = nil, time.Time{}
 	for _, s := range old {
 		log := l.cfg.Log.With("variables", strings.Join(s.names, ","))
-		lr := l.leaser(ctx, s.t.Kind)
+		lr, err := l.leaser(ctx, s.t.Kind)
+		if err != nil {
+			if len(l.lease.reaped) == 0 {
+				log.Warn("refresh: cannot revoke a superseded lease now; trying again", "err", err.Error())
+			}
+			l.lease.reaped = append(l.lease.reaped, s)
+			l.lease.revokeAt = l.now.Add(minRetry)
+			continue
+		}
 		if lr == nil {
 			continue
 		}
@@ -402,14 +432,19 @@ func (l *Loop) afterAction(ctx context.Context, restarted bool) {
 // next call.
 func (l *Loop) tokenCall(ctx context.Context, tw *tokenWatch) {
 	tw.next = time.Time{}
-	lr := l.leaser(ctx, tw.kind)
-	if lr == nil {
-		if !l.lease.noLeaser[tw.kind] {
-			tw.next = l.now.Add(minRetry * 12)
+	log := l.cfg.Log.With("store", tw.kind.String())
+	lr, err := l.leaser(ctx, tw.kind)
+	if err != nil {
+		if tw.failures == 0 {
+			log.Warn("refresh: cannot "+tokenVerb[tw.op]+" the token; trying again", "err", err.Error())
 		}
+		tw.failures++
+		tw.next = l.now.Add(minRetry * 12)
 		return
 	}
-	log := l.cfg.Log.With("store", tw.kind.String())
+	if lr == nil {
+		return
+	}
 	op := tw.op
 	st := lr.Token(ctx, op)
 	if st.Err != nil {

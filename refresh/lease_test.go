@@ -48,7 +48,8 @@ type leaseStore struct {
 	// token lookups and renewals are denied, with the TTL the login said
 	// (a token of a login without the default policy)
 	denyToken bool
-	denied    int // calls denied
+	openFail  bool // the Loop's Leaser cannot be opened (the resolution's reads still work)
+	denied    int  // calls denied
 
 	token struct {
 		ttl, max     time.Duration
@@ -63,6 +64,19 @@ type leaseStore struct {
 
 func (s *leaseStore) opener() provider.Opener {
 	return func(context.Context, provider.Settings) (provider.Store, error) { return s, nil }
+}
+
+// leaserOpener is the Loop's opener of s as a Leaser: it fails while
+// openFail is set.
+func (s *leaseStore) leaserOpener() provider.Opener {
+	return func(context.Context, provider.Settings) (provider.Store, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.openFail {
+			return nil, errors.New("vault client configuration: a transient failure")
+		}
+		return s, nil
+	}
 }
 
 func (s *leaseStore) Fetch(_ context.Context, targets []provider.Target) []provider.Result {
@@ -191,7 +205,7 @@ func (s *leaseStore) Token(_ context.Context, op provider.TokenOp) provider.Leas
 func startLeases(t *testing.T, st *leaseStore, cfg Config, environ ...string) *harness {
 	t.Helper()
 	stores := map[provider.Kind]provider.Opener{provider.Vault: st.opener()}
-	cfg.Leasers = stores
+	cfg.Leasers = map[provider.Kind]provider.Opener{provider.Vault: st.leaserOpener()}
 	if cfg.Interval == 0 {
 		cfg.Interval = -1 // --refresh leases
 	}
@@ -602,4 +616,44 @@ func TestTokenDeniedLogsInAgain(t *testing.T) {
 	if n := strings.Count(h.log.String(), "logging in again before the login's TTL ends"); n != 1 {
 		t.Errorf("%d warnings, want 1:\n%s", n, h.log)
 	}
+}
+
+// A Leaser that cannot be opened for a while is a failed call, tried
+// again: not a store without renewals (no needless re-read and restart),
+// and a superseded lease is revoked once it opens.
+func TestLeaserOpenFails(t *testing.T) {
+	t.Run("renew", func(t *testing.T) {
+		st := &leaseStore{ttl: 9 * time.Second, max: 100 * time.Second, renewable: true, openFail: true}
+		h := startLeases(t, st, Config{}, "DB_USER=vault:database/creds/app#username")
+		t0 := h.clock.now
+		h.run(t0.Add(6500 * time.Millisecond))
+		if len(st.leases) != 1 || len(h.actor.restarts) != 0 || st.renewals != 0 {
+			t.Fatalf("%d reads, %d restarts, %d renewals; want 1, 0, 0\n%s", len(st.leases), len(h.actor.restarts), st.renewals, h.log)
+		}
+		if !strings.Contains(h.log.String(), "cannot open the store") {
+			t.Errorf("the failure is not logged:\n%s", h.log)
+		}
+		st.openFail = false
+		h.run(t0.Add(20 * time.Second))
+		if len(st.leases) != 1 || len(h.actor.restarts) != 0 || st.renewals < 3 {
+			t.Errorf("%d reads, %d restarts, %d renewals; want 1, 0, 3 or more\n%s", len(st.leases), len(h.actor.restarts), st.renewals, h.log)
+		}
+	})
+	t.Run("revoke", func(t *testing.T) {
+		st := &leaseStore{ttl: 9 * time.Second, max: 9 * time.Second, openFail: true}
+		h := startLeases(t, st, Config{}, "DB_USER=vault:database/creds/app#username")
+		t0 := h.clock.now
+		h.run(t0.Add(7 * time.Second))
+		if len(h.actor.restarts) != 1 || !st.leases[0].revoked.IsZero() {
+			t.Fatalf("%d restarts, lease 1 revoked at %v; want 1, not revoked\n%s", len(h.actor.restarts), st.leases[0].revoked, h.log)
+		}
+		if !strings.Contains(h.log.String(), "cannot revoke a superseded lease now; trying again") {
+			t.Errorf("the failure is not logged:\n%s", h.log)
+		}
+		st.openFail = false
+		h.run(t0.Add(11 * time.Second))
+		if r := st.leases[0]; r.revoked.IsZero() || len(h.actor.restarts) != 1 {
+			t.Errorf("lease 1 revoked at %v, %d restarts; want revoked at 11s, 1 restart\n%s", r.revoked, len(h.actor.restarts), h.log)
+		}
+	})
 }
