@@ -58,9 +58,7 @@ type tokenWatch struct {
 	op       provider.TokenOp
 	ttl      time.Duration // the longest TTL seen: a renewal that gives less was cut by the max TTL
 	end      time.Time     // zero: it does not end
-	login    bool          // the store can log in again
-	failed   bool          // the last call failed (logged)
-	failures int           // in a row
+	failures int           // in a row (the first one is logged)
 	warned   bool
 }
 
@@ -463,10 +461,9 @@ func (l *Loop) tokenCall(ctx context.Context, tw *tokenWatch) {
 			log.Warn("refresh: cannot "+tokenVerb[op]+" the token, and will not try again", "err", oneLine(st.Err))
 			return
 		}
-		if !tw.failed {
+		if tw.failures == 0 {
 			log.Warn("refresh: cannot "+tokenVerb[op]+" the token; trying again", "err", oneLine(st.Err))
 		}
-		tw.failed = true
 		tw.failures++
 		tw.next = retryAt(l.now, tw.end, tw.ttl)
 		if tw.end.IsZero() || !l.now.Before(tw.end) { // nothing to go by: back off
@@ -482,9 +479,8 @@ func (l *Loop) tokenCall(ctx context.Context, tw *tokenWatch) {
 		}
 		return
 	}
-	tw.failed, tw.failures = false, 0
+	tw.failures = 0
 	oldEnd := tw.end
-	tw.login = st.Login
 	if st.TTL <= 0 {
 		tw.end = time.Time{}
 		log.Debug("refresh: the token does not expire")

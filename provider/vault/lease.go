@@ -40,7 +40,8 @@ func (st *store) RenewLease(ctx context.Context, id provider.LeaseID, increment 
 }
 
 // RevokeLease revokes a lease (sys/leases/revoke, the "update"
-// capability). A lease that is already gone is not an error.
+// capability). A lease that is already gone (Vault's 400: revoked, or
+// ended) is not an error: its credentials have stopped, as asked.
 func (st *store) RevokeLease(ctx context.Context, id provider.LeaseID) error {
 	defer st.http.CloseIdleConnections()
 	if err := st.authenticate(ctx); err != nil {
@@ -50,7 +51,10 @@ func (st *store) RevokeLease(ctx context.Context, id provider.LeaseID) error {
 		return st.client.Sys().RevokeWithContext(ctx, id.Reveal())
 	})
 	if err != nil {
-		return leaseError(st.client, err, "sys/leases/revoke")
+		if err = leaseError(st.client, err, "sys/leases/revoke"); errors.Is(err, provider.ErrNotFound) {
+			return nil
+		}
+		return err
 	}
 	return nil
 }
