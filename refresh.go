@@ -36,6 +36,25 @@ func refreshConfig(o *options.Options, cfg *provider.Config) {
 	}
 }
 
+// keepVaultToken makes VAULT_REVOKE_TOKEN inert under refresh, with one
+// warning: the token that read the leases must live to renew them, and
+// revoking it revokes them (every renewal would then fail, and every
+// re-read restart the command with credentials already dead). The token
+// and the leases end with their TTL, as at any exit under refresh. It
+// runs before the stores open (and before the resolver process starts,
+// which inherits the environment); the command's own environment is
+// already taken, so a passed-through VAULT_REVOKE_TOKEN is unchanged.
+func keepVaultToken(o *options.Options, log *slog.Logger, dryRun bool) {
+	if !refreshOn(o) || dryRun {
+		return
+	}
+	if revoke, err := strconv.ParseBool(os.Getenv("VAULT_REVOKE_TOKEN")); err != nil || !revoke {
+		return // an invalid value is the vault store's error
+	}
+	log.Warn("VAULT_REVOKE_TOKEN is ignored with --refresh: the token must live to renew the leases it read (revoking it revokes them); it ends with its TTL")
+	os.Setenv("VAULT_REVOKE_TOKEN", "false")
+}
+
 // warnLeases warns, once per variable, about each value that came from a
 // Vault lease when refresh is off entirely: nothing renews or re-reads it,
 // so the command's credentials stop when the lease ends. The line names
@@ -167,7 +186,7 @@ func refreshPlans(o *options.Options, report []provider.Status) *checkPlans {
 			continue
 		}
 		if s.Lease > 0 && s.Ref.Opts.Refresh.Kind != provider.ActOff {
-			plan := refresh.LeasePlan(s.Lease, seen[s.Ref.Target])
+			plan := refresh.LeasePlan(s, seen[s.Ref.Target])
 			p.total += plan.PerMonth
 			seen[s.Ref.Target] = true
 			p.plans = append(p.plans, plan)

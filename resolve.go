@@ -35,6 +35,7 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 	if code := refreshUsage(environ, o.Skip); code != 0 {
 		return nil, code, nil
 	}
+	keepVaultToken(o, log, dryRun)
 	stores, closer := openStores(o, log)
 	if closer != nil {
 		startEarly(environ, o.Skip, detectJWE, stores)

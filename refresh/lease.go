@@ -58,16 +58,14 @@ type tokenWatch struct {
 	op       provider.TokenOp
 	ttl      time.Duration // the longest TTL seen: a renewal that gives less was cut by the max TTL
 	end      time.Time     // zero: it does not end
-	login    bool          // the store can log in again
-	failed   bool          // the last call failed (logged)
-	failures int           // in a row
+	failures int           // in a row (the first one is logged)
 	warned   bool
 }
 
 // superseded is a lease that a re-read replaced, waiting for the restart
 // that reaps the command that used it.
 type superseded struct {
-	kind  provider.Kind
+	t     provider.Target
 	id    provider.LeaseID
 	names []string
 }
@@ -80,7 +78,11 @@ type leases struct {
 	leasers    map[provider.Kind]provider.Leaser
 	noLeaser   map[provider.Kind]bool
 	superseded []superseded
-	counters   LeaseCounters
+	// reaped are superseded leases whose command was reaped, waiting for
+	// the store to open to be revoked, at revokeAt (zero: none).
+	reaped   []superseded
+	revokeAt time.Time
+	counters LeaseCounters
 }
 
 // LeaseCounters count lease events since secrets-init started.
@@ -176,32 +178,34 @@ func (l *Loop) leaseWake() time.Time {
 	for _, tw := range l.lease.tokens {
 		earliest(tw.next)
 	}
+	earliest(l.lease.revokeAt)
 	return wake
 }
 
-// leaser returns the Leaser of kind, opened at the first need (nil: the
-// store has none; its leases can only be read again).
-func (l *Loop) leaser(ctx context.Context, kind provider.Kind) provider.Leaser {
+// leaser returns the Leaser of kind, opened at the first need (nil and
+// no error: the store has none; its leases can only be read again). An
+// error is a store that could not be opened this time: the caller tries
+// again later.
+func (l *Loop) leaser(ctx context.Context, kind provider.Kind) (provider.Leaser, error) {
 	if lr := l.lease.leasers[kind]; lr != nil || l.lease.noLeaser[kind] {
-		return lr
+		return lr, nil
 	}
 	open := l.cfg.Leasers[kind]
 	if open == nil {
 		l.lease.noLeaser[kind] = true
-		return nil
+		return nil, nil
 	}
 	st, err := open(ctx, provider.Settings{Log: l.cfg.Log, Limit: provider.NewLimiter(1)})
 	if err != nil {
-		l.cfg.Log.Warn("refresh: cannot open the store to renew its leases; trying again later", "store", kind.String(), "err", oneLine(err))
-		return nil
+		return nil, errors.New("cannot open the store: " + oneLine(err))
 	}
 	lr, ok := st.(provider.Leaser)
 	if !ok {
 		l.lease.noLeaser[kind] = true
-		return nil
+		return nil, nil
 	}
 	l.lease.leasers[kind] = lr
-	return lr
+	return lr, nil
 }
 
 // leaseStep makes the token and lease calls due now, and then writes the
@@ -233,19 +237,25 @@ func (l *Loop) leaseStep(ctx context.Context) {
 	if len(reread) > 0 {
 		l.reread(ctx, reread)
 	}
+	if !l.lease.revokeAt.IsZero() && !l.now.Before(l.lease.revokeAt) {
+		l.revokeReaped(ctx)
+	}
 }
 
 // renew renews one lease. A renewal cut short by the max TTL (it lasts
 // less than the lease's TTL), no longer renewable, or refused as gone
 // means new credentials at once; a denied one, before the lease ends.
 func (l *Loop) renew(ctx context.Context, le *leased) {
-	lr := l.leaser(ctx, le.t.Kind)
-	if lr == nil {
+	lr, err := l.leaser(ctx, le.t.Kind)
+	if lr == nil && err == nil {
 		le.reread = true
 		return
 	}
 	log := l.cfg.Log.With("variables", strings.Join(le.names, ","))
-	st := lr.RenewLease(ctx, le.id, le.ttl)
+	st := provider.LeaseState{Err: err} // a store that did not open: as a failed renewal
+	if err == nil {
+		st = lr.RenewLease(ctx, le.id, le.ttl)
+	}
 	if st.Err != nil {
 		le.state = "stale"
 		le.next = retryAt(l.now, le.end, le.ttl)
@@ -315,7 +325,7 @@ func (l *Loop) reread(ctx context.Context, les []*leased) {
 	now := l.now
 	byT := map[provider.Target]provider.Status{}
 	for _, v := range l.res.Variables() {
-		if _, ok := byT[v.Ref.Target]; !ok {
+		if _, ok := byT[v.Ref.Target]; !ok && v.Err == nil && v.Ref.Opts.Refresh.Kind != provider.ActOff {
 			byT[v.Ref.Target] = v
 		}
 	}
@@ -326,7 +336,7 @@ func (l *Loop) reread(ctx context.Context, les []*leased) {
 	for _, le := range les {
 		s := byT[le.t]
 		if le.id != "" && le.id != s.LeaseID && !deleted[le.t] {
-			l.lease.superseded = append(l.lease.superseded, superseded{kind: le.t.Kind, id: le.id, names: le.names})
+			l.lease.superseded = append(l.lease.superseded, superseded{t: le.t, id: le.id, names: le.names})
 		}
 		switch {
 		case deleted[le.t]:
@@ -347,13 +357,33 @@ func (l *Loop) reread(ctx context.Context, les []*leased) {
 
 // afterAction revokes the superseded leases once a restart has reaped
 // the command that used them; after a signal or no action that command
-// still runs with them, so they are left to expire.
+// still runs with them, so they are left to expire. A lease whose
+// replacement was not delivered (a variable of its target is still
+// staged: its file=PATH could not be written) is kept for the next
+// successful restart: a variable of the new command may still hold its
+// credentials.
 func (l *Loop) afterAction(ctx context.Context, restarted bool) {
 	if len(l.lease.superseded) == 0 {
 		return
 	}
 	old := l.lease.superseded
 	l.lease.superseded = nil
+	if restarted {
+		pending := map[provider.Target]bool{}
+		for _, c := range l.res.Staged() {
+			pending[c.Ref.Target] = true
+		}
+		var revoke []superseded
+		for _, s := range old {
+			if pending[s.t] {
+				l.lease.superseded = append(l.lease.superseded, s)
+				l.cfg.Log.Info("refresh: a superseded lease is kept until its new credentials are delivered", "variables", strings.Join(s.names, ","))
+				continue
+			}
+			revoke = append(revoke, s)
+		}
+		old = revoke
+	}
 	if !restarted {
 		l.cfg.Log.Debug("refresh: the command still runs with the credentials of the superseded leases; they are left to expire", "leases", len(old))
 		return
@@ -363,9 +393,27 @@ func (l *Loop) afterAction(ctx context.Context, restarted bool) {
 		ctx, cancel = context.WithTimeout(ctx, l.cfg.Timeout)
 		defer cancel()
 	}
+	l.lease.reaped = append(l.lease.reaped, old...)
+	l.revokeReaped(ctx)
+}
+
+// revokeReaped revokes the superseded leases whose command was reaped. A
+// store that cannot be opened now keeps them for another try, after
+// minRetry.
+func (l *Loop) revokeReaped(ctx context.Context) {
+	old := l.lease.reaped
+	l.lease.reaped, l.lease.revokeAt = nil, time.Time{}
 	for _, s := range old {
 		log := l.cfg.Log.With("variables", strings.Join(s.names, ","))
-		lr := l.leaser(ctx, s.kind)
+		lr, err := l.leaser(ctx, s.t.Kind)
+		if err != nil {
+			if len(l.lease.reaped) == 0 {
+				log.Warn("refresh: cannot revoke a superseded lease now; trying again", "err", err.Error())
+			}
+			l.lease.reaped = append(l.lease.reaped, s)
+			l.lease.revokeAt = l.now.Add(minRetry)
+			continue
+		}
 		if lr == nil {
 			continue
 		}
@@ -382,27 +430,40 @@ func (l *Loop) afterAction(ctx context.Context, restarted bool) {
 // next call.
 func (l *Loop) tokenCall(ctx context.Context, tw *tokenWatch) {
 	tw.next = time.Time{}
-	lr := l.leaser(ctx, tw.kind)
-	if lr == nil {
-		if !l.lease.noLeaser[tw.kind] {
-			tw.next = l.now.Add(minRetry * 12)
+	log := l.cfg.Log.With("store", tw.kind.String())
+	lr, err := l.leaser(ctx, tw.kind)
+	if err != nil {
+		if tw.failures == 0 {
+			log.Warn("refresh: cannot "+tokenVerb[tw.op]+" the token; trying again", "err", err.Error())
 		}
+		tw.failures++
+		tw.next = l.now.Add(minRetry * 12)
 		return
 	}
-	log := l.cfg.Log.With("store", tw.kind.String())
+	if lr == nil {
+		return
+	}
 	op := tw.op
 	st := lr.Token(ctx, op)
 	if st.Err != nil {
+		if errors.Is(st.Err, provider.ErrDenied) && op != provider.TokenLogin && st.Login && st.TTL > 0 {
+			// Its policy has no lookup-self or renew-self, but the store
+			// logged in and its login said how long the token lasts:
+			// log in again at two thirds of that.
+			tw.op, tw.ttl, tw.end = provider.TokenLogin, st.TTL, l.now.Add(st.TTL)
+			tw.next = twoThirds(l.now, tw.end)
+			log.Warn("refresh: cannot "+tokenVerb[op]+" the token; logging in again before the login's TTL ends instead", "expires", stamp(tw.end), "login_at", stamp(tw.next), "err", oneLine(st.Err))
+			return
+		}
 		if errors.Is(st.Err, provider.ErrDenied) && op != provider.TokenLogin {
 			// Its policy has no lookup-self or renew-self: nothing to do
 			// for it but say so, once.
 			log.Warn("refresh: cannot "+tokenVerb[op]+" the token, and will not try again", "err", oneLine(st.Err))
 			return
 		}
-		if !tw.failed {
+		if tw.failures == 0 {
 			log.Warn("refresh: cannot "+tokenVerb[op]+" the token; trying again", "err", oneLine(st.Err))
 		}
-		tw.failed = true
 		tw.failures++
 		tw.next = retryAt(l.now, tw.end, tw.ttl)
 		if tw.end.IsZero() || !l.now.Before(tw.end) { // nothing to go by: back off
@@ -418,9 +479,8 @@ func (l *Loop) tokenCall(ctx context.Context, tw *tokenWatch) {
 		}
 		return
 	}
-	tw.failed, tw.failures = false, 0
+	tw.failures = 0
 	oldEnd := tw.end
-	tw.login = st.Login
 	if st.TTL <= 0 {
 		tw.end = time.Time{}
 		log.Debug("refresh: the token does not expire")
@@ -483,14 +543,25 @@ func (l *Loop) leaseStatus(vs *VarState, v provider.Status) {
 	vs.Checked = &c
 }
 
-// LeasePlan is how `check --refresh` shows a value that came with a lease
-// of ttl: not polled, renewed at about two thirds of its TTL (one call
-// each; the re-reads its max TTL causes are not counted). shared is true
-// when an earlier reference already counts its target.
-func LeasePlan(ttl time.Duration, shared bool) Plan {
-	p := Plan{How: "a lease: not polled; renewed at about 2/3 of its TTL (sys/leases/renew), new credentials read before it ends", Implemented: true}
-	if !shared && ttl > 0 {
-		p.PerMonth = int(math.Ceil(float64(month) / float64(ttl*2/3)))
+// LeasePlan is how `check --refresh` shows a value s that came with a
+// lease: not polled; renewed at about two thirds of its TTL when the lease
+// is renewable and has an id (one call each; the re-reads its max TTL
+// causes are not counted), else read again (or, for a write, issued
+// again) at about two thirds of it. shared is true when an earlier
+// reference already counts its target.
+func LeasePlan(s provider.Status, shared bool) Plan {
+	var how string
+	switch {
+	case s.LeaseID != "" && s.Renewable:
+		how = "a lease: not polled; renewed at about 2/3 of its TTL (sys/leases/renew), new credentials read before it ends"
+	case s.Ref.IsWrite():
+		how = "a Vault write: not polled; issued again at about 2/3 of its lease or certificate validity"
+	default:
+		how = "a lease that cannot be renewed: not polled; new credentials read at about 2/3 of its TTL"
+	}
+	p := Plan{How: how, Implemented: true}
+	if !shared && s.Lease > 0 {
+		p.PerMonth = int(math.Ceil(float64(month) / float64(s.Lease*2/3)))
 	}
 	return p
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -44,7 +45,11 @@ type leaseStore struct {
 	renewals int
 	fail     error // every call fails while set
 	deny     bool  // renewals and token calls are denied (the policy lacks them)
-	denied   int   // calls denied
+	// token lookups and renewals are denied, with the TTL the login said
+	// (a token of a login without the default policy)
+	denyToken bool
+	openFail  bool // the Loop's Leaser cannot be opened (the resolution's reads still work)
+	denied    int  // calls denied
 
 	token struct {
 		ttl, max     time.Duration
@@ -59,6 +64,19 @@ type leaseStore struct {
 
 func (s *leaseStore) opener() provider.Opener {
 	return func(context.Context, provider.Settings) (provider.Store, error) { return s, nil }
+}
+
+// leaserOpener is the Loop's opener of s as a Leaser: it fails while
+// openFail is set.
+func (s *leaseStore) leaserOpener() provider.Opener {
+	return func(context.Context, provider.Settings) (provider.Store, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.openFail {
+			return nil, errors.New("vault client configuration: a transient failure")
+		}
+		return s, nil
+	}
 }
 
 func (s *leaseStore) Fetch(_ context.Context, targets []provider.Target) []provider.Result {
@@ -144,6 +162,14 @@ func (s *leaseStore) Token(_ context.Context, op provider.TokenOp) provider.Leas
 		return provider.LeaseState{Err: fmt.Errorf("%w: the Vault token needs the \"read\" capability on auth/token/lookup-self", provider.ErrDenied)}
 	}
 	now := s.clock.now
+	if s.denyToken && op != provider.TokenLogin {
+		s.denied++
+		if tk.end.IsZero() {
+			tk.end, tk.maxEnd = now.Add(tk.ttl), now.Add(tk.max)
+		}
+		return provider.LeaseState{Err: fmt.Errorf("%w: the Vault token needs the \"read\" capability on auth/token/lookup-self", provider.ErrDenied),
+			Login: tk.login, TTL: max(tk.end.Sub(now), 0)}
+	}
 	if tk.neverExpires {
 		return provider.LeaseState{}
 	}
@@ -169,7 +195,9 @@ func (s *leaseStore) Token(_ context.Context, op provider.TokenOp) provider.Leas
 		tk.ins++
 		tk.end, tk.maxEnd = now.Add(tk.ttl), now.Add(tk.max)
 	}
-	return provider.LeaseState{TTL: tk.end.Sub(now), Renewable: tk.renewable, Login: tk.login}
+	// A login whose token may not look itself up does not know whether
+	// it is renewable (the vault store says it is not).
+	return provider.LeaseState{TTL: tk.end.Sub(now), Renewable: tk.renewable && !s.denyToken, Login: tk.login}
 }
 
 // startLeases runs a Loop over the fake store as Vault's, with cfg's
@@ -177,7 +205,7 @@ func (s *leaseStore) Token(_ context.Context, op provider.TokenOp) provider.Leas
 func startLeases(t *testing.T, st *leaseStore, cfg Config, environ ...string) *harness {
 	t.Helper()
 	stores := map[provider.Kind]provider.Opener{provider.Vault: st.opener()}
-	cfg.Leasers = stores
+	cfg.Leasers = map[provider.Kind]provider.Opener{provider.Vault: st.leaserOpener()}
 	if cfg.Interval == 0 {
 		cfg.Interval = -1 // --refresh leases
 	}
@@ -450,11 +478,29 @@ func TestLeaseRevokedElsewhere(t *testing.T) {
 // check --refresh: a leased value costs one renewal per two thirds of its
 // TTL, counted once per target.
 func TestLeasePlan(t *testing.T) {
-	if p := LeasePlan(time.Hour, false); p.PerMonth != 1080 || !strings.Contains(p.How, "not polled") {
-		t.Errorf("1h lease: %+v, want 1080 renewals a month", p)
-	}
-	if p := LeasePlan(time.Hour, true); p.PerMonth != 0 {
-		t.Errorf("a shared target counted again: %+v", p)
+	read, _, _ := provider.Parse("vault:database/creds/app#username")
+	write, _, _ := provider.Parse(`>>vault:pki/issue/web#certificate#{"common_name":"w"}`)
+	for _, c := range []struct {
+		name string
+		s    provider.Status
+		how  string
+	}{
+		{"renewable", provider.Status{Ref: read, Lease: time.Hour, LeaseID: "l", Renewable: true}, "renewed at about 2/3 of its TTL (sys/leases/renew)"},
+		{"not renewable", provider.Status{Ref: read, Lease: time.Hour, LeaseID: "l"}, "cannot be renewed: not polled; new credentials read"},
+		{"no lease id", provider.Status{Ref: read, Lease: time.Hour, Renewable: true}, "cannot be renewed"},
+		{"certificate", provider.Status{Ref: write, Lease: time.Hour}, "a Vault write: not polled; issued again"},
+		{"leased write", provider.Status{Ref: write, Lease: time.Hour, LeaseID: "l", Renewable: true}, "renewed at about 2/3"},
+	} {
+		p := LeasePlan(c.s, false)
+		if p.PerMonth != 1080 || !strings.Contains(p.How, c.how) {
+			t.Errorf("%s: %+v, want 1080 calls a month and %q", c.name, p, c.how)
+		}
+		if c.how != "renewed at about 2/3" && c.name != "renewable" && strings.Contains(p.How, "sys/leases/renew") {
+			t.Errorf("%s: %q names renewals", c.name, p.How)
+		}
+		if p := LeasePlan(c.s, true); p.PerMonth != 0 {
+			t.Errorf("%s: a shared target counted again: %+v", c.name, p)
+		}
 	}
 }
 
@@ -477,4 +523,137 @@ func TestLeaseRenewalDenied(t *testing.T) {
 			t.Errorf("%d lines %q, want 1:\n%s", n, want, h.log)
 		}
 	}
+}
+
+// One variable of a leased secret with ?refresh=off makes the whole lease
+// off: its variables never mix the credentials of two leases (SPEC §3),
+// and no lease is read again, renewed or revoked.
+func TestLeaseOneVariableOff(t *testing.T) {
+	for _, first := range []string{"off", "on"} {
+		t.Run("first="+first, func(t *testing.T) {
+			st := &leaseStore{ttl: 9 * time.Second, max: 9 * time.Second}
+			user := "DB_USER=vault:database/creds/app#username?refresh=off"
+			pass := "DB_PASS=vault:database/creds/app#password"
+			env := []string{user, pass}
+			if first == "on" {
+				env = []string{pass, user}
+			}
+			h := startLeases(t, st, Config{}, env...)
+			h.run(h.clock.now.Add(30 * time.Second))
+			if len(h.actor.restarts) != 0 || len(st.leases) != 1 || st.renewals != 0 {
+				t.Fatalf("%d restarts, %d reads, %d renewals; want 0, 1, 0\n%s", len(h.actor.restarts), len(st.leases), st.renewals, h.log)
+			}
+			if !st.leases[0].revoked.IsZero() {
+				t.Errorf("the lease in use was revoked")
+			}
+			if !strings.Contains(h.log.String(), "off=DB_USER") {
+				t.Errorf("the log does not say why the lease is not kept:\n%s", h.log)
+			}
+		})
+	}
+}
+
+// When a re-read's new credentials cannot all be delivered (a file=PATH
+// write fails, so that variable keeps the old ones), the restart that
+// follows does not revoke the superseded lease; the next successful
+// restart does.
+func TestLeaseKeptUntilDelivered(t *testing.T) {
+	st := &leaseStore{ttl: 9 * time.Second, max: 9 * time.Second}
+	h := startLeases(t, st, Config{}, "DB_USER=vault:database/creds/app#username",
+		"DB_PASS=vault:database/creds/app#password?file=DIR/pass")
+	t0 := h.clock.now
+	path := filepath.Join(h.dir, "pass")
+	// A directory in its place: the rename of the new file fails.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(path, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h.run(t0.Add(7 * time.Second))
+	if len(h.actor.restarts) != 1 || len(st.leases) != 2 {
+		t.Fatalf("%d restarts, %d reads; want 1, 2\n%s", len(h.actor.restarts), len(st.leases), h.log)
+	}
+	if !st.leases[0].revoked.IsZero() {
+		t.Fatalf("the superseded lease was revoked while DB_PASS still holds its password\n%s", h.log)
+	}
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
+	h.run(t0.Add(13 * time.Second))
+	if len(h.actor.restarts) != 2 {
+		t.Fatalf("%d restarts, want 2\n%s", len(h.actor.restarts), h.log)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.HasPrefix(string(b), "pass-3-") {
+		t.Errorf("DB_PASS's file does not hold lease 3's password (%v)", err)
+	}
+	for _, n := range []int{0, 1} {
+		if r := st.leases[n]; r.revoked.IsZero() || r.restarts != 2 {
+			t.Errorf("lease %d: revoked at %v after %d restarts; want after the second restart", n+1, r.revoked, r.restarts)
+		}
+	}
+}
+
+// A logged-in token that may not look itself up nor renew itself (no
+// default policy) is replaced by a new login at two thirds of the TTL
+// its login gave, before it ends, with the leases read under it.
+func TestTokenDeniedLogsInAgain(t *testing.T) {
+	st := &leaseStore{ttl: 10 * time.Hour, max: 240 * time.Hour, renewable: true, denyToken: true}
+	st.token.ttl, st.token.max, st.token.renewable, st.token.login = time.Hour, 24*time.Hour, true, true
+	h := startLeases(t, st, Config{}, "DB_USER=vault:database/creds/app#username")
+	t0 := h.clock.now
+	h.run(t0.Add(3 * time.Hour))
+	if st.token.ins != 4 || st.denied != 1 {
+		t.Fatalf("%d logins, %d denied calls in 3h of a 1h token; want 4 (every 40m), 1\n%s", st.token.ins, st.denied, h.log)
+	}
+	if !h.clock.now.Before(st.token.end) {
+		t.Errorf("the token ended at %v", st.token.end.Sub(t0))
+	}
+	if len(h.actor.restarts) != 4 {
+		t.Errorf("%d restarts, want 4 (the leases of each old token read again)", len(h.actor.restarts))
+	}
+	if n := strings.Count(h.log.String(), "logging in again before the login's TTL ends"); n != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", n, h.log)
+	}
+}
+
+// A Leaser that cannot be opened for a while is a failed call, tried
+// again: not a store without renewals (no needless re-read and restart),
+// and a superseded lease is revoked once it opens.
+func TestLeaserOpenFails(t *testing.T) {
+	t.Run("renew", func(t *testing.T) {
+		st := &leaseStore{ttl: 9 * time.Second, max: 100 * time.Second, renewable: true, openFail: true}
+		h := startLeases(t, st, Config{}, "DB_USER=vault:database/creds/app#username")
+		t0 := h.clock.now
+		h.run(t0.Add(6500 * time.Millisecond))
+		if len(st.leases) != 1 || len(h.actor.restarts) != 0 || st.renewals != 0 {
+			t.Fatalf("%d reads, %d restarts, %d renewals; want 1, 0, 0\n%s", len(st.leases), len(h.actor.restarts), st.renewals, h.log)
+		}
+		if !strings.Contains(h.log.String(), "cannot open the store") {
+			t.Errorf("the failure is not logged:\n%s", h.log)
+		}
+		st.openFail = false
+		h.run(t0.Add(20 * time.Second))
+		if len(st.leases) != 1 || len(h.actor.restarts) != 0 || st.renewals < 3 {
+			t.Errorf("%d reads, %d restarts, %d renewals; want 1, 0, 3 or more\n%s", len(st.leases), len(h.actor.restarts), st.renewals, h.log)
+		}
+	})
+	t.Run("revoke", func(t *testing.T) {
+		st := &leaseStore{ttl: 9 * time.Second, max: 9 * time.Second, openFail: true}
+		h := startLeases(t, st, Config{}, "DB_USER=vault:database/creds/app#username")
+		t0 := h.clock.now
+		h.run(t0.Add(7 * time.Second))
+		if len(h.actor.restarts) != 1 || !st.leases[0].revoked.IsZero() {
+			t.Fatalf("%d restarts, lease 1 revoked at %v; want 1, not revoked\n%s", len(h.actor.restarts), st.leases[0].revoked, h.log)
+		}
+		if !strings.Contains(h.log.String(), "cannot revoke a superseded lease now; trying again") {
+			t.Errorf("the failure is not logged:\n%s", h.log)
+		}
+		st.openFail = false
+		h.run(t0.Add(11 * time.Second))
+		if r := st.leases[0]; r.revoked.IsZero() || len(h.actor.restarts) != 1 {
+			t.Errorf("lease 1 revoked at %v, %d restarts; want revoked at 11s, 1 restart\n%s", r.revoked, len(h.actor.restarts), h.log)
+		}
+	})
 }

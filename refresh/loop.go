@@ -104,9 +104,13 @@ func New(cfg Config, res *provider.Resolution) *Loop {
 	l := &Loop{cfg: cfg, res: res, byT: map[provider.Target]*target{}, unknown: map[provider.Target]bool{},
 		now: now, lastSuccess: now, started: now, generation: 1, errVars: map[string]bool{}}
 	watched := map[provider.Target]bool{}
+	off := map[provider.Target][]string{}
 	for _, v := range res.Variables() {
 		if v.Ref.Opts.Refresh.Kind != provider.ActOff && !v.Ref.Pinned() {
 			watched[v.Ref.Target] = true
+		}
+		if v.Ref.Opts.Refresh.Kind == provider.ActOff {
+			off[v.Ref.Target] = append(off[v.Ref.Target], v.Name)
 		}
 	}
 	skipped := map[provider.Kind][]string{}
@@ -115,8 +119,22 @@ func New(cfg Config, res *provider.Resolution) *Loop {
 		if !watched[s.Ref.Target] {
 			continue
 		}
+		if s.Lease > 0 && len(off[s.Ref.Target]) > 0 {
+			// Every key of one read comes from the same lease (SPEC
+			// §3): one variable off makes the whole lease off, or its
+			// variables would mix the credentials of two leases.
+			cfg.Log.Info("refresh: a leased secret has a variable with ?refresh=off; none of its variables is renewed or read again",
+				"store", s.Ref.Kind.String(), "secret", s.Ref.Target.Name, "off", strings.Join(off[s.Ref.Target], ","))
+			continue
+		}
 		if s.Lease > 0 { // renewed or read again near its end, not polled
 			l.track(s)
+			continue
+		}
+		if s.Ref.IsWrite() {
+			// A write without lease or expiration: never polled (each
+			// poll would issue anew), as PlanOf says.
+			l.unknown[s.Ref.Target] = true
 			continue
 		}
 		det := cfg.Detectors[s.Ref.Kind]

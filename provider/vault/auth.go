@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/api/auth/approle"
@@ -20,13 +21,17 @@ const serviceAccountToken = "/var/run/secrets/kubernetes.io/serviceaccount/token
 
 // A login gets the token that reads are made with.
 type login interface {
-	token(ctx context.Context, c *api.Client) (string, error)
+	// token returns the token and, for a login, its TTL (0: unknown or
+	// none).
+	token(ctx context.Context, c *api.Client) (string, time.Duration, error)
 }
 
 // fixedToken is a token given by VAULT_TOKEN or a token file.
 type fixedToken string
 
-func (t fixedToken) token(context.Context, *api.Client) (string, error) { return string(t), nil }
+func (t fixedToken) token(context.Context, *api.Client) (string, time.Duration, error) {
+	return string(t), 0, nil
+}
 
 // methodLogin logs in with an auth method mounted at auth/mount.
 type methodLogin struct {
@@ -35,19 +40,19 @@ type methodLogin struct {
 }
 
 // token logs in, retrying transient failures until ctx ends.
-func (l methodLogin) token(ctx context.Context, c *api.Client) (string, error) {
+func (l methodLogin) token(ctx context.Context, c *api.Client) (string, time.Duration, error) {
 	var secret *api.Secret
 	err := retry(ctx, func() (err error) {
 		secret, err = l.method.Login(ctx, c)
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("vault login with %s at auth/%s failed: %w", l.name, l.mount, describeLogin(c, err))
+		return "", 0, fmt.Errorf("vault login with %s at auth/%s failed: %w", l.name, l.mount, describeLogin(c, err))
 	}
 	if secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "" {
-		return "", fmt.Errorf("vault login with %s at auth/%s returned no token", l.name, l.mount)
+		return "", 0, fmt.Errorf("vault login with %s at auth/%s returned no token", l.name, l.mount)
 	}
-	return secret.Auth.ClientToken, nil
+	return secret.Auth.ClientToken, time.Duration(secret.Auth.LeaseDuration) * time.Second, nil
 }
 
 // inputError is a failure to gather a login's inputs (a file, a cloud

@@ -40,7 +40,8 @@ func (st *store) RenewLease(ctx context.Context, id provider.LeaseID, increment 
 }
 
 // RevokeLease revokes a lease (sys/leases/revoke, the "update"
-// capability). A lease that is already gone is not an error.
+// capability). A lease that is already gone (Vault's 400: revoked, or
+// ended) is not an error: its credentials have stopped, as asked.
 func (st *store) RevokeLease(ctx context.Context, id provider.LeaseID) error {
 	defer st.http.CloseIdleConnections()
 	if err := st.authenticate(ctx); err != nil {
@@ -50,7 +51,10 @@ func (st *store) RevokeLease(ctx context.Context, id provider.LeaseID) error {
 		return st.client.Sys().RevokeWithContext(ctx, id.Reveal())
 	})
 	if err != nil {
-		return leaseError(st.client, err, "sys/leases/revoke")
+		if err = leaseError(st.client, err, "sys/leases/revoke"); errors.Is(err, provider.ErrNotFound) {
+			return nil
+		}
+		return err
 	}
 	return nil
 }
@@ -59,6 +63,11 @@ func (st *store) RevokeLease(ctx context.Context, id provider.LeaseID) error {
 // or replaces (a new login, then lookup-self) the store's token. Both
 // paths are in Vault's default policy. Login is true when the store logs
 // in with an auth method, and so can get a new token.
+//
+// A token of a login whose policy lacks them (no default policy) gets
+// ErrDenied for lookup-self and renew-self, with TTL the time its login
+// said it has left, so that the caller can log in again before it ends;
+// a new login then answers with the login's TTL.
 func (st *store) Token(ctx context.Context, op provider.TokenOp) provider.LeaseState {
 	defer st.http.CloseIdleConnections()
 	_, fixed := st.login.(fixedToken)
@@ -82,7 +91,7 @@ func (st *store) Token(ctx context.Context, op provider.TokenOp) provider.LeaseS
 			return err
 		})
 		if err != nil {
-			return state(provider.LeaseState{Err: leaseError(st.client, err, "auth/token/renew-self")})
+			return st.deniedToken(state, leaseError(st.client, err, "auth/token/renew-self"))
 		}
 		if secret == nil || secret.Auth == nil {
 			return state(provider.LeaseState{Err: errors.New("Vault renewed the token but sent no answer (auth/token/renew-self)")})
@@ -95,7 +104,11 @@ func (st *store) Token(ctx context.Context, op provider.TokenOp) provider.LeaseS
 		return err
 	})
 	if err != nil {
-		return state(provider.LeaseState{Err: leaseError(st.client, err, "auth/token/lookup-self")})
+		err = leaseError(st.client, err, "auth/token/lookup-self")
+		if ttl := st.loginLeft(); op == provider.TokenLogin && ttl > 0 && errors.Is(err, provider.ErrDenied) {
+			return state(provider.LeaseState{TTL: ttl}) // logged in; its answer said how long for
+		}
+		return st.deniedToken(state, err)
 	}
 	ttl, err := secret.TokenTTL()
 	if err != nil {
@@ -103,6 +116,27 @@ func (st *store) Token(ctx context.Context, op provider.TokenOp) provider.LeaseS
 	}
 	renewable, _ := secret.TokenIsRenewable()
 	return state(provider.LeaseState{TTL: ttl, Renewable: renewable})
+}
+
+// deniedToken is the answer to a token call that failed with err: when
+// it was denied and a login said how long its token lasts, with that TTL.
+func (st *store) deniedToken(state func(provider.LeaseState) provider.LeaseState, err error) provider.LeaseState {
+	s := provider.LeaseState{Err: err}
+	if errors.Is(err, provider.ErrDenied) {
+		s.TTL = st.loginLeft()
+	}
+	return state(s)
+}
+
+// loginLeft is how long the token of the last login has left, by its
+// answer (0: a given token, a login without a TTL, or ended).
+func (st *store) loginLeft() time.Duration {
+	st.tokenMu.Lock()
+	defer st.tokenMu.Unlock()
+	if st.loginEnd.IsZero() {
+		return 0
+	}
+	return max(time.Until(st.loginEnd), 0)
 }
 
 // forgetToken drops the token, so that the next call logs in again.

@@ -93,7 +93,10 @@ func TestLeaseCalls(t *testing.T) {
 	if !errors.Is(denied.Err, provider.ErrDenied) || !strings.Contains(denied.Err.Error(), `"update" capability on sys/leases/renew`) {
 		t.Errorf("a forbidden lease: %v, want ErrDenied naming the capability", denied.Err)
 	}
-	for _, err := range []error{gone.Err, denied.Err, lr.RevokeLease(t.Context(), leaseID+"-gone")} {
+	if err := lr.RevokeLease(t.Context(), leaseID+"-gone"); err != nil {
+		t.Errorf("revoking a gone lease: %v, want none (already gone is not an error)", err)
+	}
+	for _, err := range []error{gone.Err, denied.Err, lr.RevokeLease(t.Context(), leaseID+"-forbidden")} {
 		if err == nil || strings.Contains(err.Error(), "LEASE") || strings.Contains(err.Error(), canary) {
 			t.Errorf("error %v: want one that quotes no lease id", err)
 		}
@@ -158,5 +161,49 @@ func TestLeaseLoginOnce(t *testing.T) {
 	}
 	if logins != 2 {
 		t.Errorf("%d logins after TokenLogin, want 2", logins)
+	}
+}
+
+// A logged-in token whose policy lacks lookup-self and renew-self (no
+// default policy) is denied both, with the TTL its login gave, and a new
+// login answers with the new login's TTL.
+func TestLeaseTokenDeniedLoginTTL(t *testing.T) {
+	var mu sync.Mutex
+	logins := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/auth/approle/login":
+			mu.Lock()
+			logins++
+			n := logins
+			mu.Unlock()
+			fmt.Fprintf(w, `{"auth":{"client_token":"hvs.login-%d","lease_duration":600,"renewable":true}}`, n)
+		case "/v1/auth/token/lookup-self", "/v1/auth/token/renew-self":
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"errors":["1 error occurred:\n\t* permission denied\n\n"]}`)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	clearEnv(t)
+	t.Setenv("VAULT_ADDR", srv.URL)
+	t.Setenv("VAULT_ROLE_ID", "rid")
+	t.Setenv("VAULT_SECRET_ID", canary)
+	st, err := Open(t.Context(), settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr := st.(provider.Leaser)
+	near := func(d time.Duration) bool { return d > 590*time.Second && d <= 600*time.Second }
+	for _, op := range []provider.TokenOp{provider.TokenLookup, provider.TokenRenew} {
+		ls := lr.Token(t.Context(), op)
+		if !errors.Is(ls.Err, provider.ErrDenied) || !ls.Login || !near(ls.TTL) {
+			t.Errorf("op %d: %+v; want ErrDenied, Login, TTL about 600s", op, ls)
+		}
+	}
+	ls := lr.Token(t.Context(), provider.TokenLogin)
+	if ls.Err != nil || !ls.Login || !near(ls.TTL) || ls.Renewable || logins != 2 {
+		t.Errorf("login again: %+v after %d logins; want TTL about 600s, not renewable, 2 logins", ls, logins)
 	}
 }

@@ -33,6 +33,10 @@ type store struct {
 	mounts mountCache
 	// tokenMu serialises logging in (authenticate, lease.go's Token).
 	tokenMu sync.Mutex
+	// loginEnd is when the token of the last login ends, by the login's
+	// answer (zero: a given token, or no TTL): lease.go's Token falls
+	// back on it when the token may not look itself up.
+	loginEnd time.Time
 }
 
 // Open configures a Vault client from the environment. It does no network
@@ -107,11 +111,15 @@ func (st *store) authenticate(ctx context.Context) error {
 	if st.client.Token() != "" {
 		return nil
 	}
-	token, err := st.login.token(ctx, st.client)
+	token, ttl, err := st.login.token(ctx, st.client)
 	if err != nil {
 		return err
 	}
 	st.client.SetToken(token)
+	st.loginEnd = time.Time{}
+	if ttl > 0 {
+		st.loginEnd = time.Now().Add(ttl)
+	}
 	return nil
 }
 

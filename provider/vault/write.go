@@ -207,13 +207,24 @@ func decodeWrite(secret *api.Secret, path string, now time.Time) provider.Result
 		res.Version = s
 	}
 	if secret != nil && secret.LeaseID != "" && secret.LeaseDuration > 0 {
+		// As for a read (decode): the refresh loop renews and revokes
+		// it (aws/sts/ROLE, database credentials issued by a write).
 		res.Lease = time.Duration(secret.LeaseDuration) * time.Second
+		res.LeaseID, res.Renewable = provider.LeaseID(secret.LeaseID), secret.Renewable
 	}
 	if exp, ok := expiration(data["expiration"]); ok {
-		if left := exp.Sub(now); left > 0 && (res.Lease == 0 || left < res.Lease) {
+		left := exp.Sub(now)
+		if left <= 0 {
+			// Issued already expired: this host's clock is ahead of
+			// Vault's by more than the certificate's TTL (or the role
+			// caps it at less than the skew). Fail closed: delivering
+			// it would start the command with a dead certificate, and
+			// issuing again at once would loop.
+			return provider.Result{Err: fmt.Errorf("the certificate issued by the write to %s expired at %s, %s before this host's clock (%s): check the clock skew between this host and Vault, or ask for a longer ttl",
+				path, exp.UTC().Format(time.RFC3339), (-left).Round(time.Second), now.UTC().Format(time.RFC3339))}
+		}
+		if res.Lease == 0 || left < res.Lease {
 			res.Lease = left
-		} else if left <= 0 {
-			res.Lease = time.Second // already expired: issue again at once
 		}
 	}
 	return res

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,7 +56,7 @@ func (v *writeVault) start(t *testing.T) *httptest.Server {
 		case "/v1/database/rotate":
 			w.WriteHeader(http.StatusNoContent)
 		case "/v1/database/creds/app":
-			fmt.Fprintf(w, `{"lease_id":"database/creds/app/x","lease_duration":600,"data":{"password":%q}}`, canary)
+			fmt.Fprintf(w, `{"lease_id":"database/creds/app/x","lease_duration":600,"renewable":true,"data":{"password":%q}}`, canary)
 		default:
 			w.WriteHeader(http.StatusNotFound)
 			fmt.Fprint(w, `{"errors":[]}`)
@@ -297,11 +298,57 @@ func TestDecodeWriteLease(t *testing.T) {
 		{&api.Secret{LeaseID: "l", LeaseDuration: 600}, 10 * time.Minute},
 		{&api.Secret{LeaseDuration: 600}, 0}, // no lease id: no lease
 		{&api.Secret{Data: map[string]any{"expiration": "soon"}}, 0},
-		{&api.Secret{Data: map[string]any{"expiration": json.Number("999000")}}, time.Second},
 	} {
 		if got := decodeWrite(c.secret, "p", now).Lease; got != c.want {
 			t.Errorf("decodeWrite(%+v).Lease = %v, want %v", c.secret, got, c.want)
 		}
+	}
+}
+
+// A certificate issued already expired (this host's clock ahead of
+// Vault's) is refused, naming the path and the skew, over the wire: it is
+// not delivered, nor issued again in a loop.
+func TestWriteExpiredCertificate(t *testing.T) {
+	v := &writeVault{fail: func(_ int, w http.ResponseWriter, r *http.Request) bool {
+		exp := time.Now().Add(-10 * time.Minute).Unix()
+		fmt.Fprintf(w, `{"data":{"certificate":"CERT","private_key":%q,"serial_number":"1a:2b","expiration":%d}}`, canary, exp)
+		return true
+	}}
+	p := openAt(t, v.start(t).URL)
+	rs := p.Fetch(t.Context(), []provider.Target{writeTarget(t, `>>vault:pki/issue/web#certificate#{"common_name":"web.example.com"}`)})
+	err := rs[0].Err
+	if err == nil || rs[0].Value != nil || rs[0].Lease != 0 {
+		t.Fatalf("err %v, lease %v, a value: %t; want an error and no value", err, rs[0].Lease, rs[0].Value != nil)
+	}
+	for _, want := range []string{"pki/issue/web", "expired at", "before this host's clock", "clock skew"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if !regexp.MustCompile(`, 10m[01]s before`).MatchString(err.Error()) {
+		t.Errorf("error %q does not name the skew (10m)", err)
+	}
+	if strings.Contains(err.Error(), canary) || strings.Contains(err.Error(), "CERT") {
+		t.Errorf("the error quotes the answer: %v", err)
+	}
+	if n := len(v.requests()); n != 1 {
+		t.Errorf("%d writes, want 1", n)
+	}
+}
+
+// A write whose answer has a lease (database credentials, aws/sts)
+// gives its id and renewability, as a read does, so that the refresh loop
+// renews and revokes it; a certificate's expiration alone gives none.
+func TestWriteLeaseID(t *testing.T) {
+	v := &writeVault{}
+	p := openAt(t, v.start(t).URL)
+	rs := p.Fetch(t.Context(), []provider.Target{writeTarget(t, `>>vault:database/creds/app#password#{"ttl":"10m"}`),
+		writeTarget(t, `>>vault:pki/issue/web#certificate#{"common_name":"web.example.com"}`)})
+	if r := rs[0]; r.Err != nil || r.LeaseID.Reveal() != "database/creds/app/x" || !r.Renewable || r.Lease != 10*time.Minute {
+		t.Errorf("leased write: err %v, lease %v, renewable %t, id given %t", r.Err, r.Lease, r.Renewable, r.LeaseID != "")
+	}
+	if r := rs[1]; r.Err != nil || r.LeaseID != "" || r.Renewable || r.Lease <= 0 {
+		t.Errorf("certificate: err %v, lease %v, renewable %t, id given %t", r.Err, r.Lease, r.Renewable, r.LeaseID != "")
 	}
 }
 
