@@ -90,24 +90,14 @@ func resolve(o *options.Options, log *slog.Logger, sigs chan os.Signal, dryRun b
 				// command starts.
 				closer.Detach()
 			}
-			if err := closer.Crashed(); err != nil {
-				// One line, in this process's format, instead of one
-				// per variable; no value: the report was dropped.
-				if o.LogFormat == "json" {
-					log.Error("resolution failed; the command was not started", "err", err)
-				} else {
-					fmt.Fprintf(os.Stderr, "secrets-init: %v; the command was not started\n", err)
-				}
+			// Each is one line, in this process's format, instead of one
+			// per variable: the cause and its fix are the same for all.
+			if err := closer.Crashed(); err != nil { // no value: the report was dropped
+				resolverLine(o, log, "resolution failed; the command was not started", "; the command was not started", err)
 				return nil, exitFailed, nil
 			}
 			if err := closer.StartError(); err != nil {
-				// One line, instead of one per variable: the fix is
-				// the same for all of them.
-				if o.LogFormat == "json" {
-					log.Error("cannot start the resolver", "err", err)
-				} else {
-					fmt.Fprintf(os.Stderr, "secrets-init: %v\n", err)
-				}
+				resolverLine(o, log, "cannot start the resolver", "", err)
 				return nil, exitFailed, nil
 			}
 			return r.res, 0, r.err
@@ -142,6 +132,16 @@ func startEarly(environ, skip []string, detectJWE bool, stores map[provider.Kind
 		}
 		go stores[ref.Kind](context.Background(), provider.Settings{})
 		return
+	}
+}
+
+// resolverLine reports err, a failure of the resolver process, as one
+// line: msg with err in JSON, else err followed by suffix.
+func resolverLine(o *options.Options, log *slog.Logger, msg, suffix string, err error) {
+	if o.LogFormat == "json" {
+		log.Error(msg, "err", err)
+	} else {
+		fmt.Fprintf(os.Stderr, "secrets-init: %v%s\n", err, suffix)
 	}
 }
 
