@@ -243,22 +243,15 @@ func (s *Server) AccessSecretVersion(ctx context.Context, req *secretmanagerpb.A
 	s.requests = append(s.requests, req.GetName())
 	md, _ := metadata.FromIncomingContext(ctx)
 	s.auth = append(s.auth, md.Get("authorization")...)
-	latency := s.latency
 	s.mu.Unlock()
-	select {
-	case <-time.After(latency):
-	case <-ctx.Done():
-		return nil, status.FromContextError(ctx.Err()).Err()
-	}
-	if err := s.fault(ctx); err != nil {
+	if err := s.arrive(ctx); err != nil {
 		return nil, err
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.throttle > 0 {
-		s.throttle--
-		return nil, status.Error(codes.ResourceExhausted, "Quota exceeded for quota metric 'Access requests' of service 'secretmanager.googleapis.com'.")
+	if err := s.throttled("Access requests"); err != nil {
+		return nil, err
 	}
 	i := strings.LastIndex(req.GetName(), "/versions/")
 	if i < 0 {

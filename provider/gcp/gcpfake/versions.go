@@ -47,6 +47,30 @@ func (s *Server) Hang(on bool) {
 	s.meta.hang = on
 }
 
+// arrive holds a call for the fake's latency, then answers it with an
+// injected fault, if any (nil: serve it). ctx is the call's.
+func (s *Server) arrive(ctx context.Context) error {
+	s.mu.Lock()
+	latency := s.latency
+	s.mu.Unlock()
+	select {
+	case <-time.After(latency):
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return s.fault(ctx)
+}
+
+// throttled takes one of the throttled answers left, if any, for a call
+// counted against quota; s.mu is held.
+func (s *Server) throttled(quota string) error {
+	if s.throttle <= 0 {
+		return nil
+	}
+	s.throttle--
+	return status.Errorf(codes.ResourceExhausted, "Quota exceeded for quota metric '%s' of service 'secretmanager.googleapis.com'.", quota)
+}
+
 // fault is the error an injected outage answers a call with, after
 // holding it as Hang says; nil: serve it. ctx is the call's.
 func (s *Server) fault(ctx context.Context) error {
@@ -104,22 +128,15 @@ func (s *Server) Delete(name string) {
 func (s *Server) GetSecretVersion(ctx context.Context, req *secretmanagerpb.GetSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
 	s.mu.Lock()
 	s.meta.gets++
-	latency := s.latency
 	s.mu.Unlock()
-	select {
-	case <-time.After(latency):
-	case <-ctx.Done():
-		return nil, status.FromContextError(ctx.Err()).Err()
-	}
-	if err := s.fault(ctx); err != nil {
+	if err := s.arrive(ctx); err != nil {
 		return nil, err
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.throttle > 0 {
-		s.throttle--
-		return nil, status.Error(codes.ResourceExhausted, "Quota exceeded for quota metric 'Read requests' of service 'secretmanager.googleapis.com'.")
+	if err := s.throttled("Read requests"); err != nil {
+		return nil, err
 	}
 	i := strings.LastIndex(req.GetName(), "/versions/")
 	if i < 0 {
